@@ -75,7 +75,9 @@ T = TypeVar("T")
 Lenient = Annotated[T | None, WrapValidator(_none_when_invalid)]
 
 
-class _Model(BaseModel):
+class ApiModel(BaseModel):
+    """Base of Rhombus answer models: camelCase names, unknown fields ignored, immutable."""
+
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
@@ -84,14 +86,14 @@ class _Model(BaseModel):
     )
 
 
-class VideoResolution(_Model):
+class VideoResolution(ApiModel):
     """Pixel size of a rendered clip."""
 
     width: Lenient[int] = None
     height: Lenient[int] = None
 
 
-class AccessSettings(_Model):
+class AccessSettings(ApiModel):
     """Rhombus's ClipAccessSettings: who may see the clip."""
 
     visibility: Annotated[Visibility, WrapValidator(lambda v, _h: _parse_visibility(v))] = (
@@ -106,13 +108,13 @@ def _parse_visibility(value: object) -> Visibility:
         return Visibility.UNKNOWN
 
 
-class Location(_Model):
+class Location(ApiModel):
     """Where a clip's media is stored."""
 
     region: Lenient[str] = None
 
 
-class Clip(_Model):
+class Clip(ApiModel):
     """A saved clip with its processing progress (Event_SavedClipWithProgressType)."""
 
     uuid: Lenient[str] = None
@@ -217,7 +219,7 @@ def quote_for_reason(text: str) -> str:
 
 
 def clip_id_from_url(url: str) -> str | None:
-    """The clip id a link points at: a clip-ish query value, else the last path segment that is one."""
+    """The clip id in a link: a clip-ish query value, else the last path segment that is one."""
     try:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=False)

@@ -1,0 +1,60 @@
+"""The command line: run the bot, run the local demo, or run the Rhombus simulator alone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from typing import TYPE_CHECKING
+
+from bot.config import ConfigError, Settings
+from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rhombus-clip-bot",
+        description="Follow Rhombus saved clips in Slack with a live status message.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run the bot (the default)")
+    demo = commands.add_parser(
+        "demo", help="run the bot against built-in stand-ins for Slack and Rhombus"
+    )
+    demo.add_argument("--speed", type=float, default=1.0, help="clip clock speed-up (default 1)")
+    sim = commands.add_parser("rhombus-sim", help="run the Rhombus API simulator on its own")
+    sim.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
+    sim.add_argument("--scenario", default="demo", help="demo, empty, bench or flaky")
+    sim.add_argument("--api-key", default="sim-key", help="the API key it accepts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command the arguments name; the process's exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from bot.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
+
+        configure_logging("WARNING")
+        return asyncio.run(run_demo(speed=args.speed))
+    if args.command == "rhombus-sim":
+        from bot.rhombus_sim import serve  # noqa: PLC0415
+
+        configure_logging("INFO")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(port=args.port, scenario=args.scenario, api_key=args.api_key))
+        return 0
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(error, file=sys.stderr)  # noqa: T201  # before logging exists, stderr is the channel
+        return 2
+    from bot.runtime import serve  # noqa: PLC0415  # keeps `--help` and config errors fast
+
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+    return 0

@@ -1,0 +1,280 @@
+"""An async client for the parts of the Rhombus API the bot uses."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from bot.clips import ApiModel, Clip, Lenient
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from types import TracebackType
+
+    from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "rhombus-clip-bot/0.1 (+https://github.com/)"
+DEFAULT_RETRY_AFTER = 1.0
+MAX_PAGE_SIZE = 200
+MAX_RETRY_AFTER = 3600.0
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RhombusError(Exception):
+    """Something went wrong talking to Rhombus."""
+
+    retryable: ClassVar[bool] = False
+
+
+class RejectedError(RhombusError):
+    """Rhombus answered `error: true`: for a clip, it does not exist or the key cannot see it."""
+
+
+class AuthenticationError(RhombusError):
+    """Rhombus refused the API key (401/403)."""
+
+
+class RateLimitedError(RhombusError):
+    """Rhombus throttled the organisation; no call should be made before `retry_after` passes."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnavailableError(RhombusError):
+    """Rhombus could not be reached or failed on its side (5xx, timeout, connection error)."""
+
+    retryable = True
+
+
+class BadResponseError(RhombusError):
+    """Rhombus answered with something that is not the JSON its spec promises."""
+
+    retryable = True
+
+
+class _ClipAnswer(ApiModel):
+    clip: Clip | None = None
+
+
+class _ClipsPageAnswer(ApiModel):
+    saved_clips: list[Clip] | None = None
+    page_token: Lenient[str] = None
+
+
+class _Camera(ApiModel):
+    uuid: Lenient[str] = None
+    name: Lenient[str] = None
+
+
+class _CamerasAnswer(ApiModel):
+    camera_states: Lenient[list[_Camera]] = None
+
+
+@dataclass(frozen=True)
+class ClipsPage:
+    """One page of the organisation's saved clips, and the token for the next (None: last page)."""
+
+    clips: list[Clip]
+    next_page_token: str | None
+
+
+class RhombusClient:
+    """Calls Rhombus for one organisation (one API key) over a shared `httpx.AsyncClient`."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        auth_scheme: str = "api-token",
+        org_uuid: str | None = None,
+        timeout: float = 10.0,
+        camera_cache_seconds: float = 600.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {
+            "x-auth-apikey": api_key,
+            "x-auth-scheme": auth_scheme,
+            "accept": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        if org_uuid:
+            headers["x-auth-org"] = org_uuid
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            transport=transport,
+        )
+        # Rhombus rate-limits per organisation: once it says 429, every call waits it out.
+        self._paused_until = 0.0
+        self._camera_cache_seconds = camera_cache_seconds
+        self._cameras: dict[str, str] = {}
+        self._cameras_fetched_at: float | None = None
+        self._cameras_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """Build the client the settings describe."""
+        return cls(
+            api_key=settings.rhombus_api_key.get_secret_value(),
+            base_url=settings.rhombus_api_url,
+            auth_scheme=settings.rhombus_auth_scheme,
+            org_uuid=settings.rhombus_org_uuid,
+            timeout=settings.rhombus_timeout_seconds,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left before Rhombus's last `Retry-After` passes (0 when calls may go out)."""
+        return max(0.0, self._paused_until - time.monotonic())
+
+    async def get_clip(self, clip_uuid: str) -> Clip:
+        """The saved clip with its current progress (`getClipWithProgress`)."""
+        answer = await self._request("/api/event/getClipWithProgress", {"clipUuid": clip_uuid})
+        parsed = _parse(_ClipAnswer, answer, "getClipWithProgress")
+        if parsed.clip is None:
+            raise BadResponseError("Rhombus answered getClipWithProgress without a clip")
+        return parsed.clip
+
+    async def get_clips_page(
+        self, *, page_size: int = MAX_PAGE_SIZE, page_token: str | None = None
+    ) -> ClipsPage:
+        """One page of the organisation's saved clips with progress (`getClipsWithProgress`)."""
+        body: dict[str, Any] = {"pageSize": max(1, min(MAX_PAGE_SIZE, page_size))}
+        if page_token:
+            body["pageToken"] = page_token
+        answer = await self._request("/api/event/getClipsWithProgress", body)
+        parsed = _parse(_ClipsPageAnswer, answer, "getClipsWithProgress")
+        return ClipsPage(parsed.saved_clips or [], parsed.page_token or None)
+
+    async def iter_clips(self, *, page_size: int = MAX_PAGE_SIZE) -> AsyncIterator[Clip]:
+        """Every saved clip of the organisation, page by page."""
+        token: str | None = None
+        while True:
+            page = await self.get_clips_page(page_size=page_size, page_token=token)
+            for clip in page.clips:
+                yield clip
+            if page.next_page_token is None or page.next_page_token == token:
+                return
+            token = page.next_page_token
+
+    async def camera_names(self) -> dict[str, str]:
+        """Camera uuid (no facet) -> name, from `getMinimalCameraStateList`, cached for a while."""
+        async with self._cameras_lock:
+            fetched_at = self._cameras_fetched_at
+            if fetched_at is None or time.monotonic() - fetched_at > self._camera_cache_seconds:
+                answer = await self._request("/api/camera/getMinimalCameraStateList", {})
+                cameras = _parse(_CamerasAnswer, answer, "getMinimalCameraStateList").camera_states
+                self._cameras = {
+                    camera.uuid.split(".", 1)[0]: camera.name
+                    for camera in cameras or ()
+                    if camera.uuid and camera.name
+                }
+                self._cameras_fetched_at = time.monotonic()
+            return dict(self._cameras)
+
+    async def _request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to Rhombus and return the JSON object, or raise the matching RhombusError."""
+        if (wait := self.paused_for) > 0:
+            raise RateLimitedError(f"Rhombus asked us to wait {wait:.0f} s more", wait)
+        try:
+            response = await self._http.post(path, json=body)
+        except httpx.TimeoutException as error:
+            raise UnavailableError(f"Rhombus did not answer {path} in time") from error
+        except httpx.HTTPError as error:
+            raise UnavailableError(
+                f"Rhombus could not be reached ({type(error).__name__})"
+            ) from error
+
+        self._check_status(path, response)
+        try:
+            answer = response.json()
+        except ValueError as error:
+            raise BadResponseError(
+                f"Rhombus answered {path} with a body that is not JSON"
+            ) from error
+        if not isinstance(answer, dict):
+            raise BadResponseError(f"Rhombus answered {path} with JSON that is not an object")
+        # Rhombus reports domain failures inside a 200 body.
+        if answer.get("error") is True:
+            message = answer.get("errorMsg")
+            raise RejectedError(
+                message if isinstance(message, str) and message else "Rhombus reported an error"
+            )
+        return answer
+
+    def _check_status(self, path: str, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            logger.warning("Rhombus rate limit: pausing calls for %.0f s", retry_after)
+            raise RateLimitedError(
+                f"Rhombus is rate limiting; retry in {retry_after:.0f} s", retry_after
+            )
+        if status in {401, 403}:
+            raise AuthenticationError(
+                f"Rhombus refused the API key (HTTP {status}): check RHOMBUS_API_KEY, and that "
+                "RHOMBUS_API_URL is the key's region (US api2.rhombussystems.com, "
+                "EU api2.eu.rhombussystems.com)"
+            )
+        if status >= 500:
+            raise UnavailableError(f"Rhombus failed on its side (HTTP {status}) for {path}")
+        if status != 200:
+            raise BadResponseError(f"Rhombus answered HTTP {status} for {path}")
+
+
+def _parse(model: type[M], answer: dict[str, Any], operation: str) -> M:
+    try:
+        return model.model_validate(answer)
+    except ValidationError as error:
+        raise BadResponseError(
+            f"Rhombus answered {operation} with JSON that does not match its spec"
+        ) from error
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); 1 s when absent or odd."""
+    if not value:
+        return DEFAULT_RETRY_AFTER
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_AFTER
+    if seconds != seconds:  # NaN  # noqa: PLR0124
+        return DEFAULT_RETRY_AFTER
+    return min(MAX_RETRY_AFTER, max(DEFAULT_RETRY_AFTER, seconds))

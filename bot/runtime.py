@@ -1,0 +1,182 @@
+"""The running bot: built in order, serving Slack and `/healthz`, torn down in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import Policy, build_app, register_listeners
+from bot.rhombus import RhombusClient
+from bot.store import Store
+from bot.tracker import Tracker, TrackerSettings
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class Bot:
+    """Every long-lived part of the running bot."""
+
+    settings: Settings
+    store: Store
+    rhombus: RhombusClient
+    slack: AsyncWebClient
+    scheduler: AsyncIOScheduler
+    tracker: Tracker
+    app: AsyncApp
+    runner: web.AppRunner | None = None
+    socket_mode: AsyncSocketModeHandler | None = None
+    port: int = 0
+    _stopped: bool = field(default=False, repr=False)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Self:
+        """Open the database, start the scheduler, serve Slack and resume every open tracking."""
+        store = Store(settings.async_database_url)
+        await store.open()
+        rhombus = RhombusClient.from_settings(settings)
+        slack = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            timeout=10,
+        )
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.start()
+        tracker = Tracker(
+            store=store,
+            rhombus=rhombus,
+            slack=slack,
+            scheduler=scheduler,
+            settings=TrackerSettings(
+                poll_interval=settings.poll_interval_seconds,
+                give_up_after=settings.give_up_minutes * 60,
+                console_url=settings.console_url,
+            ),
+        )
+        signing_secret = (
+            None
+            if settings.socket_mode or settings.slack_signing_secret is None
+            else settings.slack_signing_secret.get_secret_value()
+        )
+        app = build_app(slack, signing_secret)
+        register_listeners(
+            app,
+            tracker,
+            rhombus,
+            Policy(
+                max_clips=settings.max_clips_per_command,
+                post_restricted_clips=settings.post_restricted_clips,
+                allowed_channels=settings.allowed_channel_ids,
+                allowed_users=settings.allowed_user_ids,
+                console_url=settings.console_url,
+            ),
+        )
+        bot = cls(
+            settings=settings,
+            store=store,
+            rhombus=rhombus,
+            slack=slack,
+            scheduler=scheduler,
+            tracker=tracker,
+            app=app,
+        )
+        runner = bot.runner = web.AppRunner(bot._web_app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        bot.port = _bound_port(runner) or settings.port
+        if settings.socket_mode and settings.slack_app_token is not None:
+            bot.socket_mode = AsyncSocketModeHandler(
+                app, settings.slack_app_token.get_secret_value()
+            )
+            await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
+        await tracker.resume()
+        logger.info(
+            "bot ready: %s, health on http://%s:%d%s",
+            "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
+            settings.host,
+            bot.port,
+            HEALTH_PATH,
+        )
+        return bot
+
+    async def stop(self) -> None:
+        """Stop taking requests, let edits under way finish, then close everything in reverse."""
+        if self._stopped:
+            return
+        self._stopped = True
+        logger.info("shutting down")
+        if self.socket_mode is not None:
+            with contextlib.suppress(Exception):
+                await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
+        self.scheduler.pause()
+        await self.tracker.drain(SHUTDOWN_GRACE_SECONDS)
+        self.scheduler.shutdown(wait=False)
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.rhombus.aclose()
+        await self.store.close()
+        logger.info("stopped")
+
+    async def healthy(self) -> tuple[bool, dict[str, bool]]:
+        """Whether the scheduler runs and the database answers."""
+        checks = {
+            "scheduler": self.scheduler.running and not self._stopped,
+            "database": await self.store.ping(),
+        }
+        return all(checks.values()), checks
+
+    def _web_app(self) -> web.Application:
+        web_app = web.Application(client_max_size=1024 * 1024)
+        web_app.router.add_get(HEALTH_PATH, self._health)
+        if not self.settings.socket_mode:
+            web_app.router.add_post(SLACK_EVENTS_PATH, self._slack_events)
+        return web_app
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        ok, checks = await self.healthy()
+        return web.json_response(
+            {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+        )
+
+    async def _slack_events(self, request: web.Request) -> web.Response:
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
+
+
+async def serve(settings: Settings) -> None:
+    """Run the bot until SIGTERM or SIGINT, then shut down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    bot = await Bot.start(settings)
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()

@@ -1,0 +1,231 @@
+"""The trackings table: every status message the bot follows, the one home of the bot's state."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Boolean, Float, Index, String, event, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message says which database and why."""
+
+
+class DuplicateTrackingError(StoreError):
+    """The clip is already followed in that channel."""
+
+
+class TrackingState(StrEnum):
+    """Where a tracking is in its life."""
+
+    POSTING = "posting"  # row stored, status message not yet confirmed posted
+    FOLLOWING = "following"  # message posted; polling Rhombus and editing it
+    FINISHED = "finished"  # final state delivered (or the message is gone): nothing more to do
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the bot's tables."""
+
+
+class Tracking(Base):
+    """One followed status message: where it is, what clip it shows, and what it showed last."""
+
+    __tablename__ = "trackings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    clip_id: Mapped[str] = mapped_column(String(32))
+    requester_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default=TrackingState.POSTING)
+    ending: Mapped[str | None] = mapped_column(String(16))
+    stopped_by: Mapped[str | None] = mapped_column(String(32))
+    clip: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    percent: Mapped[int | None]
+    notice: Mapped[str | None] = mapped_column(String(500))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    final_reply_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[float] = mapped_column(Float)
+    changed_at: Mapped[float] = mapped_column(Float)
+    progress_at: Mapped[float] = mapped_column(Float)
+    reached_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        # One live follower per clip and channel; the database enforces it, races included.
+        Index(
+            "uq_trackings_open_clip",
+            "team_id",
+            "channel_id",
+            "clip_id",
+            unique=True,
+            sqlite_where=text("state != 'finished'"),
+            postgresql_where=text("state != 'finished'"),
+        ),
+        Index("ix_trackings_state", "state"),
+        Index("ix_trackings_message", "channel_id", "message_ts"),
+    )
+
+    @staticmethod
+    def new_id() -> str:
+        """A fresh tracking id."""
+        return uuid.uuid4().hex
+
+    def __repr__(self) -> str:
+        return (
+            f"Tracking(id={self.id!r}, team={self.team_id!r}, channel={self.channel_id!r}, "
+            f"ts={self.message_ts!r}, clip={self.clip_id!r}, state={self.state!r})"
+        )
+
+
+class Store:
+    """Reads and writes trackings through SQLAlchemy's async engine (aiosqlite or asyncpg)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = make_url(url)
+        self._engine = create_async_engine(self._url, pool_pre_ping=True)
+        if self._url.get_backend_name() == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def description(self) -> str:
+        """The database URL with any password hidden, for messages and logs."""
+        return self._url.render_as_string(hide_password=True)
+
+    async def open(self) -> None:
+        """Create the table if needed; StoreError saying why if the database is unusable."""
+        database = self._url.database
+        if self._url.get_backend_name() == "sqlite" and database and database != ":memory:":
+            folder = Path(database).expanduser().absolute().parent  # noqa: ASYNC240
+            if not folder.is_dir():  # one stat at start-up, before serving
+                raise StoreError(
+                    f"cannot open the database {self.description}: "
+                    f"the folder {folder} does not exist"
+                )
+        try:
+            async with self._engine.begin() as connection:
+                await connection.run_sync(Base.metadata.create_all)
+                # A write proves the file is writable and not locked by another process.
+                await connection.execute(text("DELETE FROM trackings WHERE 1 = 0"))
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreError(
+                f"cannot open the database {self.description}: {_reason(error)}"
+            ) from error
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query now."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    async def add(self, tracking: Tracking) -> None:
+        """Insert a new tracking; DuplicateTrackingError if the clip is already followed there."""
+        try:
+            async with self._sessions.begin() as session:
+                session.add(tracking)
+        except IntegrityError as error:
+            raise DuplicateTrackingError(
+                f"clip {tracking.clip_id} is already followed in {tracking.channel_id}"
+            ) from error
+
+    async def save(self, tracking: Tracking) -> None:
+        """Write every field of the tracking."""
+        async with self._sessions.begin() as session:
+            await session.merge(tracking)
+
+    async def delete(self, tracking_id: str) -> None:
+        """Forget a tracking (its status message was never posted)."""
+        async with self._sessions.begin() as session:
+            found = await session.get(Tracking, tracking_id)
+            if found is not None:
+                await session.delete(found)
+
+    async def get(self, tracking_id: str) -> Tracking | None:
+        """The tracking with that id, if any."""
+        async with self._sessions() as session:
+            return await session.get(Tracking, tracking_id)
+
+    async def find_open(self, team_id: str, channel_id: str, clip_id: str) -> Tracking | None:
+        """The unfinished tracking of that clip in that channel, if any."""
+        query = select(Tracking).where(
+            Tracking.team_id == team_id,
+            Tracking.channel_id == channel_id,
+            Tracking.clip_id == clip_id,
+            Tracking.state != TrackingState.FINISHED,
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).first()
+
+    async def find_by_message(self, channel_id: str, message_ts: str) -> Tracking | None:
+        """The tracking whose status message is that one, if any (newest first)."""
+        query = (
+            select(Tracking)
+            .where(Tracking.channel_id == channel_id, Tracking.message_ts == message_ts)
+            .order_by(Tracking.started_at.desc())
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).first()
+
+    async def unfinished(self) -> Sequence[Tracking]:
+        """Every tracking that still has work to do, oldest first."""
+        query = (
+            select(Tracking)
+            .where(Tracking.state != TrackingState.FINISHED)
+            .order_by(Tracking.started_at)
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).all()
+
+    async def finish_team(self, team_id: str, ending: str, now: float) -> list[str]:
+        """Finish every unfinished tracking of a workspace; the ids that were finished."""
+        async with self._sessions.begin() as session:
+            ids = list(
+                await session.scalars(
+                    select(Tracking.id).where(
+                        Tracking.team_id == team_id, Tracking.state != TrackingState.FINISHED
+                    )
+                )
+            )
+            await session.execute(
+                update(Tracking)
+                .where(Tracking.id.in_(ids))
+                .values(state=TrackingState.FINISHED, ending=ending, finished_at=now)
+            )
+        return ids
+
+
+def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = connection.cursor()
+    # WAL lets /healthz read while a poll writes; the busy timeout rides out short locks.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _reason(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    return str(original).splitlines()[0] if str(original) else type(original).__name__

@@ -1,0 +1,485 @@
+"""Following clips: one scheduled job per status message polls Rhombus and edits the message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import Ending, RenderedMessage, StatusView, render_final_reply, render_status
+from bot.clips import Clip, ClipStatus
+from bot.rhombus import RejectedError, RhombusError
+from bot.store import DuplicateTrackingError, Store, Tracking, TrackingState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.rhombus import RhombusClient
+
+logger = logging.getLogger(__name__)
+
+UNREACHABLE_NOTICE = "Rhombus unreachable, retrying"
+MESSAGE_GONE = "message_gone"
+UNINSTALLED = "uninstalled"
+
+# chat.update / chat.postMessage errors after which the message can never be edited again.
+MESSAGE_GONE_ERRORS = frozenset(
+    {
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "channel_not_found",
+        "is_inactive",
+        "is_archived",
+        "not_in_channel",
+    }
+)
+# Errors that mean the app's install in that workspace is gone or broken.
+INSTALL_GONE_ERRORS = frozenset(
+    {"token_revoked", "account_inactive", "invalid_auth", "not_authed", "missing_scope"}
+)
+
+
+class PostError(Exception):
+    """The status message could not be posted; `error` is Slack's error code."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class AlreadyFollowing:
+    """The clip is already followed in that channel, by this tracking."""
+
+    tracking: Tracking
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How often to poll and when to give up."""
+
+    poll_interval: float = 5.0
+    give_up_after: float = 30 * 60.0
+    console_url: str = "https://console.rhombussystems.com"
+
+
+class Tracker:
+    """Owns the polling jobs and every status message edit."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        store: Store,
+        rhombus: RhombusClient,
+        slack: AsyncWebClient,
+        scheduler: AsyncIOScheduler,
+        settings: TrackerSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._rhombus = rhombus
+        self._slack = slack
+        self._scheduler = scheduler
+        self._settings = settings
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- Starting and stopping ------------------------------------------------------------------
+
+    async def resume(self) -> int:
+        """Schedule a job for every unfinished tracking in the database; how many were resumed."""
+        trackings = await self._store.unfinished()
+        resumed = 0
+        for index, tracking in enumerate(trackings):
+            if tracking.state == TrackingState.POSTING:
+                # Stored but never confirmed posted: the process died mid-post. Nothing in the
+                # channel refers to it, so forgetting it cannot lose a visible message.
+                logger.warning(
+                    "dropping tracking %s: its status message was never confirmed posted",
+                    tracking.id,
+                )
+                await self._store.delete(tracking.id)
+                continue
+            # Spread the first polls over one interval so a restart is not a burst of calls.
+            delay = self._settings.poll_interval * index / max(1, len(trackings))
+            self._schedule(tracking.id, delay)
+            resumed += 1
+        logger.info("resumed %d tracking(s)", resumed)
+        return resumed
+
+    async def drain(self, seconds: float) -> None:
+        """Wait (up to `seconds`) for polls that are under way to finish."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), seconds)
+
+    # --- What the Slack listeners call ----------------------------------------------------------
+
+    async def open(  # noqa: PLR0913
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str | None,
+        clip_id: str,
+        requester_id: str,
+        clip: Clip,
+    ) -> Tracking | AlreadyFollowing:
+        """Post the status message for a clip and start following it."""
+        now = self._clock()
+        tracking = Tracking(
+            id=Tracking.new_id(),
+            team_id=team_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            clip_id=clip_id,
+            requester_id=requester_id,
+            state=TrackingState.POSTING,
+            clip=_dump(clip),
+            percent=clip.percent,
+            final_reply_sent=False,
+            started_at=now,
+            changed_at=now,
+            progress_at=now,
+            reached_at=now,
+        )
+        try:
+            await self._store.add(tracking)
+        except DuplicateTrackingError:
+            existing = await self._store.find_open(team_id, channel_id, clip_id)
+            if existing is None:  # finished between the insert and the lookup: try once more
+                return await self.open(
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    thread_ts=thread_ts,
+                    clip_id=clip_id,
+                    requester_id=requester_id,
+                    clip=clip,
+                )
+            return AlreadyFollowing(existing)
+
+        ending = _ending_of(clip)
+        tracking.ending = ending
+        message = render_status(self._view(tracking, clip, {}))
+        try:
+            answer = await self._slack.chat_postMessage(
+                channel=channel_id,
+                thread_ts=thread_ts,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            await self._store.delete(tracking.id)
+            raise PostError(_slack_error(error)) from error
+        except Exception:
+            await self._store.delete(tracking.id)
+            raise
+        tracking.message_ts = str(answer["ts"])
+        tracking.fingerprint = message.fingerprint
+        tracking.state = TrackingState.FOLLOWING
+        if ending is not None:
+            # Already final when asked: the status message itself is the answer.
+            tracking.final_reply_sent = True
+            tracking.state = TrackingState.FINISHED
+            tracking.finished_at = now
+        await self._store.save(tracking)
+        logger.info(
+            "following clip %s in %s (tracking %s, ts %s)",
+            clip_id,
+            channel_id,
+            tracking.id,
+            tracking.message_ts,
+        )
+        if tracking.state == TrackingState.FOLLOWING:
+            self._schedule(tracking.id, self._settings.poll_interval)
+        return tracking
+
+    async def permalink(self, tracking: Tracking) -> str | None:
+        """A link to the tracking's status message, if Slack gives one."""
+        if tracking.message_ts is None:
+            return None
+        try:
+            answer = await self._slack.chat_getPermalink(
+                channel=tracking.channel_id, message_ts=tracking.message_ts
+            )
+        except SlackApiError:
+            return None
+        permalink = answer.get("permalink")
+        return permalink if isinstance(permalink, str) else None
+
+    async def find_open(self, team_id: str, channel_id: str, clip_id: str) -> Tracking | None:
+        """The live tracking of that clip in that channel, if any."""
+        return await self._store.find_open(team_id, channel_id, clip_id)
+
+    async def tracking_for_message(self, channel_id: str, message_ts: str) -> Tracking | None:
+        """The tracking that owns a status message, if the bot follows it."""
+        return await self._store.find_by_message(channel_id, message_ts)
+
+    def refresh(self, tracking_id: str) -> bool:
+        """Poll now instead of at the next interval; False when the tracking is not running."""
+        try:
+            self._scheduler.modify_job(_job_id(tracking_id), next_run_time=datetime.now(UTC))
+        except JobLookupError:
+            return False
+        return True
+
+    async def stop(self, tracking_id: str, user_id: str) -> bool:
+        """Stop following at someone's request; False when it had already stopped."""
+        async with self._lock(tracking_id):
+            tracking = await self._store.get(tracking_id)
+            if tracking is None or tracking.state != TrackingState.FOLLOWING:
+                return False
+            tracking.ending = Ending.STOPPED
+            tracking.stopped_by = user_id
+            tracking.changed_at = self._clock()
+            await self._store.save(tracking)
+            await self._deliver(tracking, _load(tracking.clip))
+        return True
+
+    # --- The job --------------------------------------------------------------------------------
+
+    async def poll(self, tracking_id: str) -> None:
+        """One round for one tracking: ask Rhombus, edit the message if what it shows changed."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            async with self._lock(tracking_id):
+                tracking = await self._store.get(tracking_id)
+                if tracking is None or tracking.state != TrackingState.FOLLOWING:
+                    self._unschedule(tracking_id)
+                    return
+                clip = await self._observe(tracking) if tracking.ending is None else None
+                await self._deliver(tracking, clip or _load(tracking.clip))
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
+    async def _observe(self, tracking: Tracking) -> Clip | None:
+        """Ask Rhombus for the clip and fold the answer into the tracking."""
+        now = self._clock()
+        try:
+            clip = await self._rhombus.get_clip(tracking.clip_id)
+        except RejectedError as error:
+            tracking.ending = Ending.NOT_FOUND
+            tracking.notice = str(error)[:500]
+            tracking.changed_at = now
+            return None
+        except RhombusError as error:
+            logger.warning("tracking %s: Rhombus call failed: %s", tracking.id, error)
+            tracking.notice = UNREACHABLE_NOTICE
+            if now - (tracking.reached_at or tracking.started_at) > self._settings.give_up_after:
+                tracking.ending = Ending.UNREACHABLE
+                tracking.changed_at = now
+            return None
+
+        previous = _load(tracking.clip)
+        tracking.reached_at = now
+        tracking.notice = None
+        percent = clip.percent
+        if (
+            previous is not None
+            and percent is not None
+            and tracking.percent is not None
+            and previous.status == clip.status
+            and previous.current_operation == clip.current_operation
+        ):
+            # Within one operation the bar only moves forward, whatever Rhombus reports.
+            percent = max(percent, tracking.percent)
+        if previous is None or _progress_key(previous, tracking.percent) != _progress_key(
+            clip, percent
+        ):
+            tracking.changed_at = now
+            tracking.progress_at = now
+        tracking.percent = percent
+        tracking.clip = _dump(clip)
+        tracking.ending = _ending_of(clip)
+        if tracking.ending is None and now - tracking.progress_at > self._settings.give_up_after:
+            tracking.ending = Ending.GAVE_UP
+        return clip
+
+    async def _deliver(self, tracking: Tracking, clip: Clip | None) -> None:
+        """Bring the Slack message up to date; finish the tracking once its end is shown."""
+        cameras = await self._camera_names(clip)
+        view = self._view(tracking, clip, cameras)
+        message = render_status(view)
+        if message.fingerprint != tracking.fingerprint:
+            if not await self._edit(tracking, message):
+                return
+            tracking.fingerprint = message.fingerprint
+        if tracking.ending is not None:
+            if not tracking.final_reply_sent:
+                reply = render_final_reply(view)
+                if reply is not None and not await self._reply(tracking, reply):
+                    return
+                tracking.final_reply_sent = True
+            tracking.state = TrackingState.FINISHED
+            tracking.finished_at = self._clock()
+            self._unschedule(tracking.id)
+            logger.info("tracking %s finished: %s", tracking.id, tracking.ending)
+        await self._store.save(tracking)
+
+    async def _edit(self, tracking: Tracking, message: RenderedMessage) -> bool:
+        try:
+            await self._slack.chat_update(
+                channel=tracking.channel_id,
+                ts=tracking.message_ts or "",
+                text=message.text,
+                blocks=message.blocks,
+            )
+        except SlackApiError as error:
+            await self._slack_failed(tracking, error, "chat.update")
+            return False
+        return True
+
+    async def _reply(self, tracking: Tracking, reply: RenderedMessage) -> bool:
+        try:
+            await self._slack.chat_postMessage(
+                channel=tracking.channel_id,
+                thread_ts=tracking.thread_ts or tracking.message_ts,
+                text=reply.text,
+                blocks=reply.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            await self._slack_failed(tracking, error, "chat.postMessage")
+            return False
+        return True
+
+    async def _slack_failed(self, tracking: Tracking, error: SlackApiError, method: str) -> None:
+        code = _slack_error(error)
+        if code in MESSAGE_GONE_ERRORS:
+            logger.warning(
+                "tracking %s: %s failed with %s; the message is gone, stopping",
+                tracking.id,
+                method,
+                code,
+            )
+            tracking.state = TrackingState.FINISHED
+            tracking.ending = tracking.ending or MESSAGE_GONE
+            tracking.finished_at = self._clock()
+            await self._store.save(tracking)
+            self._unschedule(tracking.id)
+        elif code in INSTALL_GONE_ERRORS:
+            logger.error(
+                "workspace %s: Slack answered %s; the app's install is gone, "
+                "stopping every tracking there",
+                tracking.team_id,
+                code,
+            )
+            for tracking_id in await self._store.finish_team(
+                tracking.team_id, UNINSTALLED, self._clock()
+            ):
+                self._unschedule(tracking_id)
+        else:
+            # Transient (rate limit, Slack outage): the next round sends the newest state.
+            logger.warning("tracking %s: %s failed with %s; will retry", tracking.id, method, code)
+            await self._store.save(tracking)
+
+    async def _camera_names(self, clip: Clip | None) -> dict[str, str]:
+        if clip is None or not clip.camera_ids:
+            return {}
+        try:
+            return await self._rhombus.camera_names()
+        except RhombusError as error:
+            logger.info("camera names unavailable: %s", error)
+            return {}
+
+    def _view(self, tracking: Tracking, clip: Clip | None, cameras: dict[str, str]) -> StatusView:
+        ending = tracking.ending
+        known = ending is not None and ending in Ending.__members__.values()
+        return StatusView(
+            clip_id=tracking.clip_id,
+            clip=clip,
+            requester=tracking.requester_id,
+            started_at=int(tracking.started_at),
+            changed_at=int(tracking.changed_at),
+            percent=tracking.percent,
+            cameras=cameras,
+            ending=Ending(ending) if known and ending is not None else None,
+            stopped_by=tracking.stopped_by,
+            give_up_minutes=round(self._settings.give_up_after / 60),
+            notice=tracking.notice,
+            console_url=self._settings.console_url,
+        )
+
+    # --- Scheduling -----------------------------------------------------------------------------
+
+    def _schedule(self, tracking_id: str, delay: float) -> None:
+        interval = self._settings.poll_interval
+        self._scheduler.add_job(
+            self.poll,
+            IntervalTrigger(seconds=interval),
+            args=[tracking_id],
+            id=_job_id(tracking_id),
+            name=f"follow {tracking_id}",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, round(interval)),
+            next_run_time=datetime.now(UTC) + timedelta(seconds=delay + random.uniform(0, 0.1)),  # noqa: S311
+        )
+
+    def _unschedule(self, tracking_id: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(_job_id(tracking_id))
+        self._locks.pop(tracking_id, None)
+
+    def _lock(self, tracking_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(tracking_id, asyncio.Lock())
+
+    def is_following(self, tracking_id: str) -> bool:
+        """Whether a polling job exists for the tracking."""
+        return self._scheduler.get_job(_job_id(tracking_id)) is not None
+
+
+def _job_id(tracking_id: str) -> str:
+    return f"tracking:{tracking_id}"
+
+
+def _dump(clip: Clip) -> dict[str, Any]:
+    return clip.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _load(data: dict[str, Any] | None) -> Clip | None:
+    return Clip.model_validate(data) if data is not None else None
+
+
+def _progress_key(clip: Clip, percent: int | None) -> tuple[ClipStatus, str | None, int | None]:
+    return (clip.status, clip.current_operation, percent)
+
+
+def _ending_of(clip: Clip) -> Ending | None:
+    if clip.succeeded:
+        return Ending.COMPLETE
+    if clip.status is ClipStatus.DELETED:
+        return Ending.DELETED
+    if clip.status is ClipStatus.FAILED:
+        return Ending.FAILED
+    return None
+
+
+def _slack_error(error: SlackApiError) -> str:
+    response = error.response
+    if response.status_code == 429:
+        return "ratelimited"
+    code = response.get("error") if isinstance(response.data, dict) else None
+    return code if isinstance(code, str) else f"http_{response.status_code}"

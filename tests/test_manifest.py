@@ -1,0 +1,52 @@
+"""The Slack app manifest people paste into Slack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from bot.app import SHORTCUT_CALLBACK_ID
+
+ROOT = Path(__file__).parent.parent
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "manifest.schema.1.0.0.json").read_text())
+
+
+def _manifest():
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def test_manifest_matches_slack_schema():
+    """manifest.yml validates against Slack's app-manifest JSON Schema."""
+    jsonschema.validate(_manifest(), SCHEMA)
+
+
+def test_schema_rejects_a_broken_manifest():
+    """The schema check can fail: a shortcut without a callback_id is refused."""
+    manifest = _manifest()
+    del manifest["features"]["shortcuts"][0]["callback_id"]
+
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(manifest, SCHEMA)
+
+
+def test_manifest_declares_what_the_bot_listens_to():
+    """/clip, the message shortcut, interactivity and Socket Mode are declared."""
+    manifest = _manifest()
+
+    assert ["/clip"] == [c["command"] for c in manifest["features"]["slash_commands"]]
+    assert [("message", SHORTCUT_CALLBACK_ID)] == [
+        (s["type"], s["callback_id"]) for s in manifest["features"]["shortcuts"]
+    ]
+    assert manifest["settings"]["interactivity"]["is_enabled"]
+    assert manifest["settings"]["socket_mode_enabled"]
+
+
+def test_manifest_asks_only_for_needed_scopes():
+    """Only commands, chat:write and chat:write.public: nothing to read history or users."""
+    assert ["commands", "chat:write", "chat:write.public"] == _manifest()["oauth_config"][
+        "scopes"
+    ]["bot"]
