@@ -1,0 +1,1 @@
+"""Rhombus clip bot: follow Rhombus saved clips in Slack with a live status message."""

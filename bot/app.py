@@ -297,7 +297,7 @@ class _Listeners:
 def _cannot_post(clip_id: str, error: str, bot_user_id: str | None) -> str:
     if error in _CANNOT_POST:
         bot = f"<@{bot_user_id}>" if bot_user_id else "the bot"
-        return f"I can't post in this channel ({error}): invite {bot} with `/invite {bot}`, then retry."
+        return f"I can't post in this channel ({error}): `/invite {bot}`, then try again."
     return f"Slack refused the status message for `{clip_id}` ({error})."
 
 

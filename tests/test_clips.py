@@ -51,9 +51,9 @@ def test_rejects_short_token_with_reason():
     parsed = parse_references("abc")
 
     assert [] == parsed.clip_ids
-    assert [
-        "`abc` is not a clip id: clip ids are 22 characters of A-Z a-z 0-9 - _"
-    ] == [r.reason for r in parsed.rejected]
+    assert ["`abc` is not a clip id: clip ids are 22 characters of A-Z a-z 0-9 - _"] == [
+        r.reason for r in parsed.rejected
+    ]
 
 
 def test_rejects_link_without_id():
@@ -80,9 +80,8 @@ def test_long_garbage_is_quoted_short():
     """A huge word is quoted in at most 40 characters."""
     parsed = parse_references("x" * 5000)
 
-    assert "`" + "x" * 39 + "…` is not a clip id: clip ids are 22 characters of A-Z a-z 0-9 - _" == (
-        parsed.rejected[0].reason
-    )
+    expected = "`" + "x" * 39 + "…` is not a clip id: clip ids are 22 characters of A-Z a-z 0-9 - _"
+    assert expected == parsed.rejected[0].reason
 
 
 def test_find_references_ignores_prose():
@@ -109,7 +108,8 @@ def test_every_valid_reference_is_found(words):
     """Every id present, bare or in a link, is found exactly once."""
     parsed = parse_references(" ".join(words))
 
-    expected = list(dict.fromkeys(w if len(w) == 22 else A for w in words if A in w or len(w) == 22))
+    ids = [w if len(w) == 22 else A for w in words if A in w or len(w) == 22]
+    expected = list(dict.fromkeys(ids))
     assert expected == parsed.clip_ids
 
 

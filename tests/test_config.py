@@ -15,10 +15,14 @@ GOOD = {
 }
 
 
+PREFIXES = ("SLACK_", "RHOMBUS_", "DATABASE_", "POLL_", "PORT", "GIVE_UP", "ALLOWED_")
+
+
 @pytest.fixture
 def env(monkeypatch):
+    """Set environment variables on a clean slate."""
     for name in list(os.environ):
-        if name.startswith(("SLACK_", "RHOMBUS_", "DATABASE_", "POLL_", "PORT", "GIVE_UP", "ALLOWED_")):
+        if name.startswith(PREFIXES):
             monkeypatch.delenv(name)
 
     def set_env(values):
