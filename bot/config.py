@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.clips import is_clip_id
@@ -47,11 +47,11 @@ class Settings(BaseSettings):
     )
 
     slack_bot_token: SecretStr = Field(description="Bot token, xoxb-…")
-    slack_signing_secret: SecretStr | None = Field(
-        default=None, description="Signing secret (HTTP mode)."
-    )
     slack_app_token: SecretStr | None = Field(
         default=None, description="App-level token, xapp-… (set: Socket Mode)."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Signing secret (HTTP mode).", validate_default=True
     )
     slack_api_url: str = "https://slack.com/api/"
 
@@ -125,14 +125,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @model_validator(mode="after")
-    def _tokens_fit_together(self) -> Self:
-        if self.slack_app_token is None and self.slack_signing_secret is None:
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _http_mode_needs_secret(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        # Only when the app token is known to be absent (not merely malformed).
+        if (
+            value is None
+            and "slack_app_token" in info.data
+            and info.data["slack_app_token"] is None
+        ):
             raise ValueError(
-                "SLACK_SIGNING_SECRET: not set (needed in HTTP mode; "
-                "or set SLACK_APP_TOKEN to use Socket Mode)"
+                "not set (needed in HTTP mode; or set SLACK_APP_TOKEN for Socket Mode)"
             )
-        return self
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -42,6 +42,7 @@ def test_every_missing_variable_in_one_message(env):
     message = str(raised.value)
     assert "SLACK_BOT_TOKEN: not set" in message
     assert "RHOMBUS_API_KEY: not set" in message
+    assert "SLACK_SIGNING_SECRET: not set" in message
     assert "make demo" in message
 
 
