@@ -1,0 +1,1 @@
+"""Contract checks against Rhombus's published OpenAPI spec."""
