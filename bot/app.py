@@ -213,10 +213,11 @@ class _Listeners:
                 f"skipped {len(clip_ids) - self._policy.max_clips}."
             )
             clip_ids = clip_ids[: self._policy.max_clips]
-        for clip_id in clip_ids:
-            note = await self._follow_one(request, clip_id, context)
-            if note:
-                notes.append(f"• {note}")
+        async with self._tracker.working():
+            for clip_id in clip_ids:
+                note = await self._follow_one(request, clip_id, context)
+                if note:
+                    notes.append(f"• {note}")
         if notes:
             await respond(text="\n".join(notes), response_type="ephemeral", replace_original=False)
 

@@ -42,11 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("WARNING")
         return asyncio.run(run_demo(speed=args.speed))
     if args.command == "rhombus-sim":
-        from bot.rhombus_sim import serve  # noqa: PLC0415
+        from bot.rhombus_sim import serve as serve_simulator  # noqa: PLC0415
 
         configure_logging("INFO")
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(port=args.port, scenario=args.scenario, api_key=args.api_key))
+            asyncio.run(
+                serve_simulator(port=args.port, scenario=args.scenario, api_key=args.api_key)
+            )
         return 0
     try:
         settings = Settings.from_env()
@@ -54,7 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)  # noqa: T201  # before logging exists, stderr is the channel
         return 2
     from bot.runtime import serve  # noqa: PLC0415  # keeps `--help` and config errors fast
+    from bot.store import StoreError  # noqa: PLC0415  # likewise: it pulls in SQLAlchemy
 
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StoreError as error:
+        # A database the bot cannot open is a setting to fix, not a crash to debug.
+        print(error, file=sys.stderr)  # noqa: T201
+        return 2
     return 0

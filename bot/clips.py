@@ -181,6 +181,8 @@ class Clip(ApiModel):
 _SLACK_ENTITY = re.compile(r"<([^<>]*)>")
 _URL = re.compile(r"https?://[^\s<>|]+", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[\s,;]+")
+# Prose puts punctuation around ids ("see AbC…xyz."); none of it can be part of an id.
+_PUNCTUATION = ".,;:!?()[]{}\"'*`\u201c\u201d\u2018\u2019"
 _CLIP_QUERY_KEYS = ("clipuuid", "clipid", "clip", "uuid", "id")
 
 
@@ -277,8 +279,9 @@ def _read_token(token: str, result: ParsedReferences, *, strict: bool) -> None:
                 Rejection(token, f"{quote_for_reason(token)} is not a clip id or a clip link")
             )
         return
-    if is_clip_id(token):
-        result._add(token)  # noqa: SLF001
+    bare = token.strip(_PUNCTUATION)
+    if is_clip_id(bare):
+        result._add(bare)  # noqa: SLF001
         return
     if _URL.fullmatch(token):
         _read_url(token, token, result, strict=strict)

@@ -21,7 +21,7 @@ from bot.rhombus import RejectedError, RhombusError
 from bot.store import DuplicateTrackingError, Store, Tracking, TrackingState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from slack_sdk.web.async_client import AsyncWebClient
@@ -123,8 +123,20 @@ class Tracker:
         logger.info("resumed %d tracking(s)", resumed)
         return resumed
 
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        """Mark work under way (a poll, a listener posting), so shutdown can wait for it."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
     async def drain(self, seconds: float) -> None:
-        """Wait (up to `seconds`) for polls that are under way to finish."""
+        """Wait (up to `seconds`) for work under way to finish."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), seconds)
 
@@ -175,7 +187,7 @@ class Tracker:
 
         ending = _ending_of(clip)
         tracking.ending = ending
-        message = render_status(self._view(tracking, clip, {}))
+        message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
         try:
             answer = await self._slack.chat_postMessage(
                 channel=channel_id,
@@ -242,7 +254,7 @@ class Tracker:
 
     async def stop(self, tracking_id: str, user_id: str) -> bool:
         """Stop following at someone's request; False when it had already stopped."""
-        async with self._lock(tracking_id):
+        async with self.working(), self._lock(tracking_id):
             tracking = await self._store.get(tracking_id)
             if tracking is None or tracking.state != TrackingState.FOLLOWING:
                 return False
@@ -257,20 +269,13 @@ class Tracker:
 
     async def poll(self, tracking_id: str) -> None:
         """One round for one tracking: ask Rhombus, edit the message if what it shows changed."""
-        self._busy += 1
-        self._idle.clear()
-        try:
-            async with self._lock(tracking_id):
-                tracking = await self._store.get(tracking_id)
-                if tracking is None or tracking.state != TrackingState.FOLLOWING:
-                    self._unschedule(tracking_id)
-                    return
-                clip = await self._observe(tracking) if tracking.ending is None else None
-                await self._deliver(tracking, clip or _load(tracking.clip))
-        finally:
-            self._busy -= 1
-            if self._busy == 0:
-                self._idle.set()
+        async with self.working(), self._lock(tracking_id):
+            tracking = await self._store.get(tracking_id)
+            if tracking is None or tracking.state != TrackingState.FOLLOWING:
+                self._unschedule(tracking_id)
+                return
+            clip = await self._observe(tracking) if tracking.ending is None else None
+            await self._deliver(tracking, clip or _load(tracking.clip))
 
     async def _observe(self, tracking: Tracking) -> Clip | None:
         """Ask Rhombus for the clip and fold the answer into the tracking."""
@@ -416,7 +421,7 @@ class Tracker:
             cameras=cameras,
             ending=Ending(ending) if known and ending is not None else None,
             stopped_by=tracking.stopped_by,
-            give_up_minutes=round(self._settings.give_up_after / 60),
+            give_up_minutes=max(1, round(self._settings.give_up_after / 60)),
             notice=tracking.notice,
             console_url=self._settings.console_url,
         )

@@ -1,0 +1,1 @@
+"""Tests of the Rhombus clip bot, mirroring the package."""

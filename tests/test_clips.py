@@ -86,7 +86,7 @@ def test_long_garbage_is_quoted_short():
 
 def test_find_references_ignores_prose():
     """In a message, words around the ids are ignored."""
-    text = f"Hi team, the lobby clip is {A} and also <https://x.example/c/{B}|this one>."
+    text = f"Hi team, is the lobby clip ({A}) ready? Also <https://x.example/c/{B}|this one>."
 
     assert [A, B] == find_references(text)
 

@@ -569,10 +569,10 @@ async def test_response_url_of_a_message_can_replace_it(
 async def connected(socket: SocketModeClient) -> AsyncIterator[SocketModeClient]:
     """slack_sdk's Socket Mode client, connected until the block ends (its methods are untyped)."""
     try:
-        await socket.connect()  # type: ignore[no-untyped-call]
+        await socket.connect()
         yield socket
     finally:
-        await socket.close()  # type: ignore[no-untyped-call]
+        await socket.close()
 
 
 def socket_client(slack: SlackSimulator) -> SocketModeClient:

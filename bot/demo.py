@@ -1,0 +1,205 @@
+"""The local demo: the real bot against the Rhombus and Slack stand-ins, shown in a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlencode
+
+import httpx
+
+from bot.config import Settings
+from bot.rhombus_sim import DEMO_CLIPS, RhombusSimulator
+from bot.runtime import Bot
+from bot.slack_sim import SlackSimulator
+
+if TYPE_CHECKING:
+    from bot.slack_sim import Call
+
+_SIGNING_SECRET = secrets.token_hex(16)
+_CHANNEL = "C0GENERAL"
+_PEOPLE = {"U0ALICE": "alice", "U0BOT": "Rhombus Clips", "U0BOB": "bob"}
+_DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
+_MENTION = re.compile(r"<@([A-Z0-9]+)>")
+_TIMEOUT_SECONDS = 180.0
+
+
+async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
+    """Type `/clip` for every demo clip and print each status revision until all have ended."""
+    step_seconds = max(0.5, 4.0 / max(speed, 0.01))
+    with tempfile.TemporaryDirectory(prefix="rhombus-clip-bot-demo-") as folder:
+        rhombus = RhombusSimulator.from_scenario("demo", step_seconds=step_seconds)
+        slack = SlackSimulator(bot_token="xoxb-demo-" + secrets.token_hex(8))
+        async with rhombus, slack:
+            settings = Settings(
+                _env_file=None,
+                slack_bot_token=slack.bot_token,
+                slack_signing_secret=_SIGNING_SECRET,
+                slack_api_url=slack.api_url,
+                rhombus_api_key=rhombus.api_key,
+                rhombus_api_url=rhombus.url,
+                database_url=f"sqlite:///{Path(folder) / 'demo.db'}",
+                poll_interval_seconds=min(1.0, step_seconds / 4),
+                host="127.0.0.1",
+                port=0,
+            )
+            printer = _Printer(out)
+            slack.on_call = printer.call
+            bot = await Bot.start(settings)
+            try:
+                out.write(
+                    "Rhombus clip bot demo: the real bot, scheduler and database against local\n"
+                    f"stand-ins for Slack ({slack.base_url}) and Rhombus ({rhombus.url}).\n\n"
+                )
+                for clip_id in DEMO_CLIPS:
+                    out.write(f"@alice in #general: /clip {clip_id}\n")
+                    await _type_command(bot.port, f"{clip_id}", slack.response_url())
+                finished = await _wait_until_all_finished(bot, slack, printer)
+            finally:
+                await bot.stop()
+            out.write(
+                "\nDone: every clip reached its end.\n"
+                if finished
+                else "\nStopped waiting: some clips did not finish in time.\n"
+            )
+    return 0 if finished else 1
+
+
+async def _type_command(port: int, text: str, response_url: str) -> None:
+    """Send `/clip text` to the bot the way Slack does: a signed, form-encoded POST."""
+    body = urlencode(
+        {
+            "command": "/clip",
+            "text": text,
+            "team_id": "T0SIM",
+            "team_domain": "sim",
+            "channel_id": _CHANNEL,
+            "channel_name": "general",
+            "user_id": "U0ALICE",
+            "user_name": "alice",
+            "response_url": response_url,
+            "trigger_id": secrets.token_hex(8),
+            "api_app_id": "A0DEMO",
+        }
+    )
+    timestamp = str(int(time.time()))
+    signature = hmac.new(
+        _SIGNING_SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    async with httpx.AsyncClient(trust_env=False) as client:
+        await client.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            content=body,
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "x-slack-request-timestamp": timestamp,
+                "x-slack-signature": f"v0={signature}",
+            },
+        )
+
+
+async def _wait_until_all_finished(bot: Bot, slack: SlackSimulator, printer: _Printer) -> bool:
+    deadline = time.monotonic() + _TIMEOUT_SECONDS
+    await asyncio.sleep(1.0)  # let the commands' status messages go out
+    while time.monotonic() < deadline:
+        printer.ephemerals(slack)
+        if not await bot.store.unfinished():
+            await bot.tracker.drain(2.0)
+            return True
+        await asyncio.sleep(0.25)
+    return False
+
+
+class _Printer:
+    """Prints each new state of each bot message, readably."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._seen_ephemerals = 0
+        self._names: dict[str, str] = {}
+
+    def call(self, call: Call) -> None:
+        if not call.ok or call.method not in {"chat.postMessage", "chat.update"}:
+            return
+        args = call.args
+        answer = call.response or {}
+        ts = str(answer.get("ts") or args.get("ts") or "")
+        key = f"{args.get('channel')}/{ts}"
+        if args.get("thread_ts"):
+            label = "thread reply"
+        else:
+            self._names.setdefault(key, f"message {len(self._names) + 1}")
+            label = (
+                f"{self._names[key]}, {'posted' if call.method == 'chat.postMessage' else 'edited'}"
+            )
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            blocks = _json_list(blocks)
+        lines = _blocks_as_text(blocks or []) or [_plain(str(args.get("text") or ""))]
+        self._out.write(f"\n── #general · {label} " + "─" * max(0, 50 - len(label)) + "\n")
+        for line in lines:
+            self._out.write(f"  {line}\n")
+        self._out.flush()
+
+    def ephemerals(self, slack: SlackSimulator) -> None:
+        for ephemeral in slack.ephemerals[self._seen_ephemerals :]:
+            self._out.write(f"\n── only visible to @alice ──\n  {_plain(ephemeral.text)}\n")
+        self._seen_ephemerals = len(slack.ephemerals)
+
+
+def _json_list(text: str) -> list[Any]:
+    import json  # noqa: PLC0415  # only for blocks sent as a JSON string
+
+    value = json.loads(text)
+    return value if isinstance(value, list) else []
+
+
+def _blocks_as_text(blocks: list[Any]) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"▌ {block['text']['text']}")
+        elif kind == "section":
+            if text := block.get("text"):
+                lines.extend(_plain(text["text"]).splitlines())
+            fields = [_plain(f["text"]).replace("\n", ": ", 1) for f in block.get("fields") or []]
+            if fields:
+                lines.append("   ".join(fields))
+        elif kind == "context":
+            lines.append(" · ".join(_plain(e.get("text", "")) for e in block.get("elements", [])))
+        elif kind == "actions":
+            lines.append(" ".join(f"[{e['text']['text']}]" for e in block.get("elements", [])))
+        elif kind == "rich_text":
+            lines.append(_rich_text(block))
+    return lines
+
+
+def _rich_text(block: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for section in block.get("elements", []):
+        for element in section.get("elements", []):
+            if element.get("type") == "user":
+                parts.append("@" + _PEOPLE.get(element.get("user_id", ""), "someone"))
+            else:
+                parts.append(str(element.get("text", "")))
+    return "".join(parts)
+
+
+def _plain(mrkdwn: str) -> str:
+    text = _DATE_TOKEN.sub(lambda m: _local_time(int(m.group(1))), mrkdwn)
+    text = _MENTION.sub(lambda m: "@" + _PEOPLE.get(m.group(1), m.group(1)), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "")
+
+
+def _local_time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%H:%M:%S")

@@ -1,0 +1,23 @@
+"""The local demo the README's first command runs."""
+
+from __future__ import annotations
+
+import io
+
+from bot.demo import run_demo
+
+
+async def test_demo_runs_every_clip_to_its_end():
+    """The demo follows every demo clip to its end and prints each outcome."""
+    out = io.StringIO()
+
+    status = await run_demo(speed=8.0, out=out)
+
+    printed = out.getvalue()
+    assert 0 == status, printed
+    assert "Done: every clip reached its end." in printed
+    assert "✅ Ready" in printed
+    assert "❌ Failed" in printed
+    assert "deleted in Rhombus" in printed
+    assert "is private in Rhombus, so I won't post it in the channel" in printed
+    assert 3 <= printed.count("thread reply")

@@ -1,0 +1,434 @@
+"""End to end: signed Slack requests into the real bot, Rhombus and Slack stand-ins on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bot.blocks import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
+from bot.rhombus_sim import Fault, completes, fails, goes_offline, stays
+from bot.runtime import Bot
+from bot.store import TrackingState
+from tests.conftest import SIGNING_SECRET
+from tests.slack_requests import (
+    Origin,
+    SlackRequest,
+    block_action,
+    message_shortcut,
+    post,
+    send_over_socket,
+    slash_command,
+)
+
+if TYPE_CHECKING:
+    from bot.slack_sim import Message, SlackSimulator
+    from bot.store import Tracking
+
+CLIP = "LobbyClip0123456789abc"
+OTHER = "DockClip_0123456789xyz"
+
+
+async def send(bot: Bot, request: SlackRequest, **kwargs: object) -> httpx.Response:
+    """Post a Slack request to the bot's /slack/events, signed like Slack signs it."""
+    return await post(
+        f"http://127.0.0.1:{bot.port}/slack/events",
+        request,
+        signing_secret=SIGNING_SECRET,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def status_messages(slack: SlackSimulator, channel: str = "C0GENERAL") -> list[Message]:
+    """The bot's top-level messages in a channel."""
+    return [
+        m
+        for m in slack.messages.values()
+        if m.channel == channel and m.bot_id is not None and m.thread_ts is None
+    ]
+
+
+def shown_text(message: Message) -> str:
+    """Everything a person reads in a message: fallback text and every text in its blocks."""
+    return message.text + "\n" + json.dumps(message.blocks, ensure_ascii=False)
+
+
+async def clip_command(bot: Bot, slack: SlackSimulator, text: str, **origin: str) -> httpx.Response:
+    """Type `/clip text` in a channel."""
+    request = slash_command(
+        text, response_url=slack.response_url(), origin=Origin(**origin) if origin else Origin()
+    )
+    response = await send(bot, request)
+    assert 200 == response.status_code
+    return response
+
+
+async def test_clip_is_followed_until_complete(bot, slack, rhombus, clock):
+    """/clip posts one status message, edits it as the clip advances, and announces the end."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+
+    started = time.monotonic()
+    response = await clip_command(bot, slack, CLIP)
+    assert time.monotonic() - started < 3
+
+    assert "" == response.text
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    assert "Lobby door" in shown_text(message)
+    assert message.unfurl_links is False
+    assert message.unfurl_media is False
+
+    clock.advance(15)  # uploading, half way
+    await slack.wait_for(lambda _: "Uploading" in message.text)
+    clock.advance(20)  # complete
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 1)
+
+    assert "Ready" in shown_text(message)
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert "<@U0ALICE>" in reply.text
+    assert 1 == len(status_messages(slack))
+    assert [] == slack.ephemerals
+    await bot.tracker.drain(2)
+    tracking = await bot.store.find_by_message("C0GENERAL", message.ts)
+    assert tracking is not None
+    assert TrackingState.FINISHED == tracking.state
+    assert not bot.tracker.is_following(tracking.id)
+
+
+async def test_nothing_is_edited_when_nothing_changed(bot, slack, rhombus):
+    """A clip that does not move is polled but its message is never edited."""
+    rhombus.add_clip(CLIP, script=stays("RENDERING", "Processing video", 30))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    calls_before = rhombus.calls["/api/event/getClipWithProgress"]
+
+    await wait_until(lambda: rhombus.calls["/api/event/getClipWithProgress"] >= calls_before + 5)
+
+    assert [] == slack.calls_to("chat.update")
+
+
+async def test_percentage_never_moves_backwards(bot, slack, rhombus):
+    """Within one operation a lower percentage from Rhombus does not move the bar back."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 60))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+
+    rhombus.set_clip(CLIP, percentComplete=40)
+    polls = rhombus.calls["/api/event/getClipWithProgress"]
+    await wait_until(lambda: rhombus.calls["/api/event/getClipWithProgress"] >= polls + 3)
+
+    assert "60%" in message.text
+    assert [] == slack.calls_to("chat.update")
+
+
+async def test_help_and_empty_command_answer_only_the_user(bot, slack):
+    """`/clip` and `/clip help` answer with usage, ephemerally, and post nothing."""
+    await clip_command(bot, slack, "")
+    await clip_command(bot, slack, "help")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 2)
+    assert all("/clip <clip id or link>" in e.text for e in slack.ephemerals)
+    assert all("ephemeral" == e.response_type for e in slack.ephemerals)
+    assert [] == status_messages(slack)
+
+
+async def test_invalid_reference_is_explained(bot, slack):
+    """A word that is not a clip id gets a specific ephemeral reason and no channel message."""
+    await clip_command(bot, slack, "abc")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "`abc` is not a clip id: clip ids are 22 characters" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+
+
+async def test_unknown_clip_shows_rhombus_message(bot, slack):
+    """Rhombus's `error: true` comes back to the person with its errorMsg."""
+    await clip_command(bot, slack, CLIP)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert f"Rhombus can't find clip `{CLIP}`" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+
+
+async def test_rhombus_down_is_explained(bot, slack, rhombus):
+    """When Rhombus answers 503 the person is told, and nothing is posted."""
+    rhombus.add_clip(CLIP)
+    rhombus.inject(Fault(kind="server_error", status=503, times=-1))
+
+    await clip_command(bot, slack, CLIP)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "Rhombus is unreachable right now" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+
+
+async def test_private_channel_asks_for_an_invite(bot, slack, rhombus):
+    """Where the bot cannot post, the person is told to invite it; nothing is stored."""
+    rhombus.add_clip(CLIP)
+
+    await clip_command(bot, slack, CLIP, channel_id="G0PRIVATE", channel_name="secret")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "/invite <@U0BOT>" in slack.ephemerals[0].text
+    assert [] == list(await bot.store.unfinished())
+
+
+async def test_same_clip_twice_links_to_the_first(bot, slack, rhombus):
+    """Asking again for a followed clip answers with a link to its message instead of posting."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+
+    await clip_command(bot, slack, CLIP)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    (message,) = status_messages(slack)
+    assert f"p{message.ts.replace('.', '')}" in slack.ephemerals[0].text
+    assert "already being followed" in slack.ephemerals[0].text
+
+
+async def test_several_clips_and_a_bad_one(bot, slack, rhombus):
+    """Each valid clip gets its own message; the bad word is reported to the person."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    rhombus.add_clip(OTHER, script=stays("RENDERING", "Processing video", 20))
+
+    await clip_command(bot, slack, f"{CLIP} nope {OTHER}")
+
+    await slack.wait_for(lambda s: len(status_messages(s)) == 2 and len(s.ephemerals) == 1)
+    assert "`nope` is not a clip id" in slack.ephemerals[0].text
+
+
+async def test_restricted_clip_is_shown_only_to_the_asker(bot, slack, rhombus):
+    """A PRIVATE clip is not posted in the channel; the asker gets it with the reason."""
+    rhombus.add_clip(CLIP, title="HR incident", visibility="PRIVATE")
+
+    await clip_command(bot, slack, CLIP)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "is private in Rhombus, so I won't post it in the channel" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+
+
+async def test_message_shortcut_follows_in_thread(bot, slack, rhombus):
+    """The shortcut on a message with clip ids posts each status in that message's thread."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    source = slack.post_user_message("C0GENERAL", f"Can someone check {CLIP}? Thanks")
+
+    request = message_shortcut(source, callback_id="track_clip", response_url=slack.response_url())
+    assert 200 == (await send(bot, request)).status_code
+
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", source.ts)) == 1)
+    (reply,) = slack.thread_replies("C0GENERAL", source.ts)
+    assert reply.bot_id is not None
+    assert "Uploading" in reply.text
+
+
+async def test_message_shortcut_without_clips(bot, slack):
+    """The shortcut on a message without clips answers ephemerally."""
+    source = slack.post_user_message("C0GENERAL", "lunch?")
+
+    await send(
+        bot, message_shortcut(source, callback_id="track_clip", response_url=slack.response_url())
+    )
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "I found no Rhombus clip in that message" in slack.ephemerals[0].text
+
+
+async def test_stop_button_says_who_stopped(bot, slack, rhombus):
+    """Stop updates ends following, the message says who, and the job is gone."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    await stored(bot, message, TrackingState.FOLLOWING)
+
+    bob = Origin(user_id="U0BOB", user_name="bob")
+    await send(
+        bot,
+        block_action(
+            ACTION_STOP, CLIP, message=message, response_url=slack.response_url(), origin=bob
+        ),
+    )
+
+    await slack.wait_for(lambda _: "<@U0BOB>" in shown_text(message))
+    tracking = await finished(bot, message)
+    assert not bot.tracker.is_following(tracking.id)
+    assert '"clip_stop"' not in json.dumps(message.blocks)
+
+
+async def test_refresh_button_polls_now(make_settings, slack, rhombus):
+    """Refresh shows the new state at once, long before the next scheduled poll."""
+    bot = await Bot.start(make_settings(poll_interval_seconds=600))
+    try:
+        rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+        await clip_command(bot, slack, CLIP)
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        (message,) = status_messages(slack)
+        rhombus.set_clip(
+            CLIP, status="RENDERING", currentOperation="Processing video", percentComplete=5
+        )
+
+        await send(
+            bot,
+            block_action(ACTION_REFRESH, CLIP, message=message, response_url=slack.response_url()),
+        )
+
+        await slack.wait_for(lambda _: "Rendering" in message.text)
+    finally:
+        await bot.stop()
+
+
+async def test_open_button_is_acknowledged(bot, slack, rhombus):
+    """The link button's click is acknowledged with 200 and changes nothing."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+
+    response = await send(
+        bot, block_action(ACTION_OPEN, CLIP, message=message, response_url=slack.response_url())
+    )
+
+    assert 200 == response.status_code
+
+
+async def test_failed_clip_ends_with_reason_and_reply(bot, slack, rhombus, clock):
+    """A clip that fails ends with the reason in the message and a reply to the asker."""
+    rhombus.add_clip(CLIP, title="Dock", script=fails(5))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+
+    clock.advance(20)
+
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 1)
+    assert "Failed" in message.text
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert "<@U0ALICE>" in reply.text
+    assert "failed" in reply.text
+
+
+async def test_deleted_message_stops_following(bot, slack, rhombus, clock):
+    """When the status message is deleted in Slack, following stops without errors."""
+    rhombus.add_clip(CLIP, script=completes(5))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    tracking = await stored(bot, message)
+
+    slack.delete_message("C0GENERAL", message.ts)
+    clock.advance(6)
+
+    await finished(bot, message)
+    assert not bot.tracker.is_following(tracking.id)
+
+
+async def test_stuck_offline_gives_up(make_settings, slack, rhombus, clock):
+    """A clip stuck OFFLINE ends with "no progress" after the give-up time."""
+    bot = await Bot.start(make_settings(give_up_minutes=0.01))
+    try:
+        rhombus.add_clip(CLIP, script=goes_offline(1))
+        clock.advance(5)
+        await clip_command(bot, slack, CLIP)
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        (message,) = status_messages(slack)
+
+        await slack.wait_for(lambda _: "no progress" in shown_text(message))
+
+        assert [] == slack.thread_replies("C0GENERAL", message.ts)
+    finally:
+        await bot.stop()
+
+
+async def test_restart_continues_the_same_message(make_settings, slack, rhombus, clock):
+    """After a restart the bot keeps editing the message it posted, and posts no other."""
+    rhombus.add_clip(CLIP, script=completes(10))
+    first = await Bot.start(make_settings())
+    await clip_command(first, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    await first.stop()
+
+    clock.advance(35)
+    second = await Bot.start(make_settings())
+    try:
+        (message,) = status_messages(slack)
+        await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 1)
+        assert "Ready" in message.text
+        assert 1 == len(slack.calls_to("chat.postMessage")) - 1  # the status, then the reply
+    finally:
+        await second.stop()
+
+
+async def test_socket_mode(make_settings, slack, rhombus):
+    """In Socket Mode, /clip arrives over the WebSocket and the status is posted the same way."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    bot = await Bot.start(make_settings(slack_app_token="xapp-test-app-token-0123456789"))
+    try:
+        await slack.wait_for_socket_connection()
+        ack = await send_over_socket(slack, slash_command(CLIP, response_url=slack.response_url()))
+        assert ack["envelope_id"]
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        async with httpx.AsyncClient() as client:
+            assert 200 == (await client.get(f"http://127.0.0.1:{bot.port}/healthz")).status_code
+            assert (
+                404 == (await client.post(f"http://127.0.0.1:{bot.port}/slack/events")).status_code
+            )
+    finally:
+        await bot.stop()
+
+
+async def test_bad_signatures_are_refused(bot, slack, rhombus):
+    """Requests with no, a wrong or an old signature get 401 and do nothing."""
+    rhombus.add_clip(CLIP)
+    for signature in ("missing", "wrong", "old"):
+        request = slash_command(CLIP, response_url=slack.response_url())
+        response = await send(bot, request, signature=signature)
+        assert 401 == response.status_code
+
+    async with httpx.AsyncClient() as client:
+        garbage = await client.post(
+            f"http://127.0.0.1:{bot.port}/slack/events", content=b"\xff\x00not a form"
+        )
+    assert 401 == garbage.status_code
+    assert [] == slack.ephemerals
+    assert [] == status_messages(slack)
+
+
+async def test_healthz(bot):
+    """/healthz answers 200 with the scheduler and database up."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{bot.port}/healthz")
+
+    assert 200 == response.status_code
+    assert {"status": "ok", "scheduler": True, "database": True} == response.json()
+
+
+async def stored(bot: Bot, message: Message, state: str | None = None) -> Tracking:
+    """Wait until the tracking of a status message is stored (in `state`, if given)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        tracking = await bot.store.find_by_message(message.channel, message.ts)
+        if tracking is not None and state in {None, tracking.state}:
+            return tracking
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tracking of {message.ts} not stored as {state}: {tracking!r}")
+        await asyncio.sleep(0.01)
+
+
+async def finished(bot: Bot, message: Message) -> Tracking:
+    """Wait until the tracking of a status message is stored as finished."""
+    return await stored(bot, message, TrackingState.FINISHED)
+
+
+async def wait_until(condition, seconds: float = 5.0) -> None:
+    """Wait for a condition on state the stand-ins record, checking every few milliseconds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.01)
