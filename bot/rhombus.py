@@ -81,7 +81,7 @@ class _Camera(ApiModel):
 
 
 class _CamerasAnswer(ApiModel):
-    camera_states: Lenient[list[_Camera]] = None
+    camera_states: list[_Camera] | None = None
 
 
 @dataclass(frozen=True)

@@ -128,9 +128,11 @@ class Bot:
         if self.socket_mode is not None:
             with contextlib.suppress(Exception):
                 await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
-        self.scheduler.pause()
+        if self.scheduler.running:
+            self.scheduler.pause()
         await self.tracker.drain(SHUTDOWN_GRACE_SECONDS)
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.runner is not None:
             await self.runner.cleanup()
         await self.rhombus.aclose()

@@ -432,3 +432,45 @@ async def wait_until(condition, seconds: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         await asyncio.sleep(0.01)
+
+
+async def test_healthz_reports_a_stopped_scheduler(bot):
+    """/healthz answers 503 once the scheduler is no longer running."""
+    bot.scheduler.shutdown(wait=False)
+
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{bot.port}/healthz")
+
+    assert 503 == response.status_code
+    assert {"status": "unavailable", "scheduler": False, "database": True} == response.json()
+
+
+async def test_at_most_five_clips_per_command(bot, slack, rhombus):
+    """Seven clips in one command: five are followed and the person is told about the rest."""
+    ids = [f"Clip{n}{'x' * 17}" for n in range(7)]
+    for clip_id in ids:
+        rhombus.add_clip(clip_id, script=stays("UPLOADING", "Uploading video", 10))
+
+    await clip_command(bot, slack, " ".join(ids))
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert 5 == len(status_messages(slack))
+    assert "I follow at most 5 clips at once; skipped 2." in slack.ephemerals[0].text
+
+
+async def test_allow_lists_refuse_politely(make_settings, slack, rhombus):
+    """Outside the allowed channels, or for someone not allowed, /clip refuses ephemerally."""
+    rhombus.add_clip(CLIP)
+    bot = await Bot.start(
+        make_settings(allowed_channel_ids="C0RANDOM", allowed_user_ids="U0ALICE,U0BOB")
+    )
+    try:
+        await clip_command(bot, slack, CLIP)
+        await clip_command(bot, slack, CLIP, channel_id="C0RANDOM", user_id="U0EVE")
+
+        await slack.wait_for(lambda s: len(s.ephemerals) == 2)
+        assert "clips can't be followed in this channel" in slack.ephemerals[0].text
+        assert "not on the list of people who can follow" in slack.ephemerals[1].text
+        assert [] == status_messages(slack) + status_messages(slack, "C0RANDOM")
+    finally:
+        await bot.stop()
