@@ -330,11 +330,14 @@ class Tracker:
                 return
             tracking.fingerprint = message.fingerprint
         if tracking.ending is not None:
-            if not tracking.final_reply_sent:
-                reply = render_final_reply(view)
-                if reply is not None and not await self._reply(tracking, reply):
-                    return
+            reply = None if tracking.final_reply_sent else render_final_reply(view)
+            if reply is not None:
+                # Recorded before sending: a crash in between must not announce the end twice.
                 tracking.final_reply_sent = True
+                await self._store.save(tracking)
+                if not await self._reply(tracking, reply):
+                    return
+            tracking.final_reply_sent = True
             tracking.state = TrackingState.FINISHED
             tracking.finished_at = self._clock()
             self._unschedule(tracking.id)
@@ -365,6 +368,7 @@ class Tracker:
                 unfurl_media=False,
             )
         except SlackApiError as error:
+            tracking.final_reply_sent = False
             await self._slack_failed(tracking, error, "chat.postMessage")
             return False
         return True

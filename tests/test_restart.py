@@ -1,0 +1,350 @@
+"""The bot as a real process: killed, stopped and restarted against the stand-ins on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from bot.rhombus_sim import completes
+from bot.store import Store, TrackingState
+from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
+from tests.slack_requests import post, slash_command
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from bot.rhombus_sim import ManualClock, RhombusSimulator
+    from bot.slack_sim import Call, Message, SlackSimulator
+
+CLIP = "LobbyClip0123456789abc"
+CHANNEL = "C0GENERAL"
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 10.0
+WAIT_TIMEOUT = 10.0
+
+
+@dataclass
+class BotProcess:
+    """One `python -m bot` process, its port, and everything it wrote to stderr so far."""
+
+    number: int
+    process: asyncio.subprocess.Process
+    port: int
+    stderr: bytearray = field(default_factory=bytearray)
+    drained: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the process serves."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        """Its stderr so far, headed by which process it is and how it ended."""
+        header = f"--- bot process {self.number} (exit status {self.process.returncode}) ---"
+        return f"{header}\n{self.stderr.decode(errors='replace')}"
+
+
+class BotProcesses:
+    """Starts bot processes with one environment, and kills whatever is left at the end."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.started: list[BotProcess] = []
+
+    async def start(self) -> BotProcess:
+        """Start `python -m bot` on a free port and wait until /healthz answers 200."""
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            env={**self.env, "PORT": str(port)},
+            cwd=self.cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        bot = BotProcess(len(self.started) + 1, process, port)
+        # A full stderr pipe would block the bot mid-log; read it as it comes.
+        assert process.stderr is not None
+        bot.drained = asyncio.create_task(drain(process.stderr, bot.stderr))
+        self.started.append(bot)
+        await self._wait_healthy(bot)
+        return bot
+
+    async def _wait_healthy(self, bot: BotProcess) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        async with httpx.AsyncClient(trust_env=False, timeout=1.0) as client:
+            while True:
+                if bot.process.returncode is not None:
+                    raise AssertionError(f"the bot exited before it was ready\n{self.output()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if 200 == (await client.get(f"{bot.url}/healthz")).status_code:
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"/healthz not 200 within {START_TIMEOUT} s\n{self.output()}"
+                    )
+                await asyncio.sleep(0.05)
+
+    async def wait_for(
+        self, slack: SlackSimulator, predicate: Callable[[SlackSimulator], bool]
+    ) -> None:
+        """Wait for the Slack stand-in to see something; on timeout, show the bots' stderr."""
+        try:
+            await slack.wait_for(predicate, WAIT_TIMEOUT)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{self.output()}") from None
+
+    async def exit_status(self, bot: BotProcess, timeout: float = 5.0) -> int:  # noqa: ASYNC109
+        """Wait for a process to exit; its exit status."""
+        try:
+            return await asyncio.wait_for(bot.process.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"still running after {timeout} s\n{self.output()}") from None
+
+    def output(self) -> str:
+        """Every process's stderr, for failure messages."""
+        return "\n".join(bot.output() for bot in self.started)
+
+    async def close(self) -> None:
+        """Kill every process still running and collect what it wrote."""
+        for bot in self.started:
+            if bot.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    bot.process.kill()
+            await bot.process.wait()
+            if bot.drained is not None:
+                await bot.drained
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A SQLite file in tmp_path, shared by every bot process of a test."""
+    return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture
+def bot_env(database_url: str, slack: SlackSimulator, rhombus: RhombusSimulator) -> dict[str, str]:
+    """An environment built from scratch: HTTP mode, the stand-ins, fast polling."""
+    return {
+        **base_env(),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "RHOMBUS_API_KEY": RHOMBUS_KEY,
+        "RHOMBUS_API_URL": rhombus.url,
+        "RHOMBUS_TIMEOUT_SECONDS": "2",
+        "DATABASE_URL": database_url,
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+async def bots(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[BotProcesses]:
+    """Starts bot processes; kills any still running when the test ends."""
+    # The bot reads .env from its working directory: tmp_path has none.
+    processes = BotProcesses(bot_env, tmp_path)
+    try:
+        yield processes
+    finally:
+        await processes.close()
+
+
+async def test_kill_9_mid_clip_resumes_the_same_message(
+    bots: BotProcesses,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    """After SIGKILL a new process edits the same message to Ready, replies once, posts no other."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+    first = await bots.start()
+    await clip_command(first, slack)
+    await bots.wait_for(slack, lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    clock.advance(15)  # uploading, half way
+    await bots.wait_for(slack, lambda s: len(updates_of(s, message)) >= 1)
+
+    first.process.kill()
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    edits_before = len(slack.calls_to("chat.update"))
+    clock.advance(20)  # complete
+    await bots.start()
+
+    await bots.wait_for(slack, lambda s: len(s.thread_replies(CHANNEL, message.ts)) == 1)
+    await finished(database_url, message, bots)
+    assert "Ready" in shown_text(message), bots.output()
+    later_edits = slack.calls_to("chat.update")[edits_before:]
+    assert len(later_edits) >= 1, bots.output()
+    assert {(CHANNEL, message.ts)} == {(c.args["channel"], c.args["ts"]) for c in later_edits}
+    assert [message] == status_messages(slack)
+    assert 1 == len(top_level_posts(slack)), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
+
+
+async def test_sigterm_exits_cleanly_and_a_restart_resumes(
+    bots: BotProcesses,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    """SIGTERM ends the process with status 0 within seconds; the next start finishes the clip."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+    first = await bots.start()
+    await clip_command(first, slack)
+    await bots.wait_for(slack, lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+
+    first.process.send_signal(signal.SIGTERM)
+    assert 0 == await bots.exit_status(first, timeout=5.0), bots.output()
+    assert "Traceback" not in first.output()
+    clock.advance(35)  # complete
+    await bots.start()
+
+    await bots.wait_for(slack, lambda s: len(s.thread_replies(CHANNEL, message.ts)) == 1)
+    await finished(database_url, message, bots)
+    assert "Ready" in shown_text(message), bots.output()
+    assert [message] == status_messages(slack)
+    assert 1 == len(top_level_posts(slack)), bots.output()
+
+
+async def test_no_credentials_names_them_and_points_to_the_demo(tmp_path: Path) -> None:
+    """With an empty environment the bot exits 2, naming what is missing and how to try the demo."""
+    status, stderr = await run_to_exit(base_env(), tmp_path)
+
+    assert 2 == status, stderr
+    assert "SLACK_BOT_TOKEN" in stderr
+    assert "RHOMBUS_API_KEY" in stderr
+    assert "make demo" in stderr
+    assert "Traceback" not in stderr
+
+
+async def test_database_folder_missing_is_one_clear_line(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A DATABASE_URL in a folder that does not exist ends the bot with one line naming it."""
+    missing = tmp_path / "no-such-folder"
+    env = {**bot_env, "DATABASE_URL": f"sqlite:///{missing / 'bot.db'}", "PORT": "0"}
+
+    status, stderr = await run_to_exit(env, tmp_path)
+
+    assert 2 == status, stderr
+    assert "Traceback" not in stderr
+    assert 1 == len(stderr.strip().splitlines()), stderr
+    assert f"the folder {missing} does not exist" in stderr
+
+
+def base_env() -> dict[str, str]:
+    """What any process needs to run Python here, and nothing of the bot's own settings."""
+    env = {"PYTHONPATH": str(REPO)}
+    env.update({name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ})
+    return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def drain(stream: asyncio.StreamReader, into: bytearray) -> None:
+    """Read a pipe to its end."""
+    while chunk := await stream.read(65536):
+        into.extend(chunk)
+
+
+async def run_to_exit(env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run `python -m bot` until it exits by itself; its exit status and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env=env,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 10.0)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(errors="replace")
+
+
+async def clip_command(bot: BotProcess, slack: SlackSimulator) -> None:
+    """Type `/clip CLIP` in #general: a signed request to the process's /slack/events."""
+    request = slash_command(CLIP, response_url=slack.response_url())
+    response = await post(f"{bot.url}/slack/events", request, signing_secret=SIGNING_SECRET)
+    assert 200 == response.status_code, bot.output()
+
+
+def status_messages(slack: SlackSimulator) -> list[Message]:
+    """The bot's top-level messages in #general."""
+    return [
+        m
+        for m in slack.messages.values()
+        if m.channel == CHANNEL and m.bot_id is not None and m.thread_ts is None
+    ]
+
+
+def updates_of(slack: SlackSimulator, message: Message) -> list[Call]:
+    """The successful chat.update calls on a message."""
+    return [
+        c
+        for c in slack.calls_to("chat.update")
+        if c.ok and (c.args.get("channel"), c.args.get("ts")) == (message.channel, message.ts)
+    ]
+
+
+def top_level_posts(slack: SlackSimulator) -> list[Call]:
+    """The chat.postMessage calls that posted a status message of CLIP (not in a thread)."""
+    return [
+        c
+        for c in slack.calls_to("chat.postMessage")
+        if c.ok and not c.args.get("thread_ts") and CLIP in json.dumps(c.args)
+    ]
+
+
+def shown_text(message: Message) -> str:
+    """Everything a person reads in a message: fallback text and every text in its blocks."""
+    return message.text + "\n" + json.dumps(message.blocks, ensure_ascii=False)
+
+
+async def finished(database_url: str, message: Message, bots: BotProcesses) -> None:
+    """Wait until the database records the message's tracking as finished, its reply sent."""
+    store = Store(database_url.replace("sqlite://", "sqlite+aiosqlite://", 1))
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    try:
+        while True:
+            tracking = await store.find_by_message(message.channel, message.ts)
+            if tracking is not None and tracking.state == TrackingState.FINISHED:
+                assert tracking.final_reply_sent, bots.output()
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not finished: {tracking!r}\n{bots.output()}")
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()
