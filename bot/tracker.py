@@ -385,8 +385,8 @@ class Tracker:
             tracking.state = TrackingState.FINISHED
             tracking.ending = tracking.ending or MESSAGE_GONE
             tracking.finished_at = self._clock()
-            await self._store.save(tracking)
             self._unschedule(tracking.id)
+            await self._store.save(tracking)
         elif code in INSTALL_GONE_ERRORS:
             logger.error(
                 "workspace %s: Slack answered %s; the app's install is gone, "

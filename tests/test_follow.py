@@ -182,6 +182,7 @@ async def test_same_clip_twice_links_to_the_first(bot, slack, rhombus):
     rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
     await clip_command(bot, slack, CLIP)
     await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    await stored(bot, status_messages(slack)[0], TrackingState.FOLLOWING)
 
     await clip_command(bot, slack, CLIP)
 
