@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import Ending, RenderedMessage, StatusView, render_final_reply, render_status
 from bot.clips import Clip, ClipStatus
-from bot.rhombus import RejectedError, RhombusError
+from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.store import DuplicateTrackingError, Store, Tracking, TrackingState
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MAX_BACKOFF_SECONDS = 300.0
 UNREACHABLE_NOTICE = "Rhombus unreachable, retrying"
 MESSAGE_GONE = "message_gone"
 UNINSTALLED = "uninstalled"
@@ -96,6 +97,11 @@ class Tracker:
         self._settings = settings
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        # Consecutive failed Rhombus polls per tracking, for backoff (memory only: a restart
+        # simply starts polling at the normal pace again).
+        self._failures: dict[str, int] = {}
+        # Slack rate-limits chat.update per workspace: no edits there before this monotonic time.
+        self._slack_paused_until: dict[str, float] = {}
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -289,12 +295,14 @@ class Tracker:
             return None
         except RhombusError as error:
             logger.warning("tracking %s: Rhombus call failed: %s", tracking.id, error)
+            self._back_off(tracking.id, error)
             tracking.notice = UNREACHABLE_NOTICE
             if now - (tracking.reached_at or tracking.started_at) > self._settings.give_up_after:
                 tracking.ending = Ending.UNREACHABLE
                 tracking.changed_at = now
             return None
 
+        self._failures.pop(tracking.id, None)
         previous = _load(tracking.clip)
         tracking.reached_at = now
         tracking.notice = None
@@ -326,6 +334,10 @@ class Tracker:
         view = self._view(tracking, clip, cameras)
         message = render_status(view)
         if message.fingerprint != tracking.fingerprint:
+            if self._slack_paused_until.get(tracking.team_id, 0.0) > time.monotonic():
+                # Rate limited in this workspace: keep what was seen; a later round sends it.
+                await self._store.save(tracking)
+                return
             if not await self._edit(tracking, message):
                 return
             tracking.fingerprint = message.fingerprint
@@ -399,6 +411,14 @@ class Tracker:
             ):
                 self._unschedule(tracking_id)
         else:
+            if error.response.status_code == 429 or code == "ratelimited":
+                pause = _retry_after(error)
+                self._slack_paused_until[tracking.team_id] = time.monotonic() + pause
+                logger.warning(
+                    "workspace %s: Slack rate limit, pausing edits for %.0f s",
+                    tracking.team_id,
+                    pause,
+                )
             # Transient (rate limit, Slack outage): the next round sends the newest state.
             logger.warning("tracking %s: %s failed with %s; will retry", tracking.id, method, code)
             await self._store.save(tracking)
@@ -447,10 +467,24 @@ class Tracker:
             next_run_time=datetime.now(UTC) + timedelta(seconds=delay + random.uniform(0, 0.1)),  # noqa: S311
         )
 
+    def _back_off(self, tracking_id: str, error: RhombusError) -> None:
+        """Poll a failing clip less often: exponential, capped, with jitter; Retry-After wins."""
+        failures = self._failures[tracking_id] = self._failures.get(tracking_id, 0) + 1
+        interval = self._settings.poll_interval
+        delay = min(MAX_BACKOFF_SECONDS, interval * 2 ** min(failures, 16))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311  # spreading load, not cryptography
+        if isinstance(error, RateLimitedError):
+            delay = max(delay, error.retry_after)
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.modify_job(
+                _job_id(tracking_id), next_run_time=datetime.now(UTC) + timedelta(seconds=delay)
+            )
+
     def _unschedule(self, tracking_id: str) -> None:
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(_job_id(tracking_id))
         self._locks.pop(tracking_id, None)
+        self._failures.pop(tracking_id, None)
 
     def _lock(self, tracking_id: str) -> asyncio.Lock:
         return self._locks.setdefault(tracking_id, asyncio.Lock())
@@ -484,6 +518,16 @@ def _ending_of(clip: Clip) -> Ending | None:
     if clip.status is ClipStatus.FAILED:
         return Ending.FAILED
     return None
+
+
+def _retry_after(error: SlackApiError) -> float:
+    value = (error.response.headers or {}).get("Retry-After") or (error.response.headers or {}).get(
+        "retry-after"
+    )
+    try:
+        return min(MAX_BACKOFF_SECONDS, max(1.0, float(value))) if value else 1.0
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _slack_error(error: SlackApiError) -> str:

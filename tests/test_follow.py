@@ -475,3 +475,41 @@ async def test_allow_lists_refuse_politely(make_settings, slack, rhombus):
         assert [] == status_messages(slack) + status_messages(slack, "C0RANDOM")
     finally:
         await bot.stop()
+
+
+async def test_rhombus_outage_is_shown_and_recovers(bot, slack, rhombus, clock):
+    """While Rhombus fails the message says so; once it answers again the clip runs to the end."""
+    rhombus.add_clip(CLIP, script=completes(10))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+
+    rhombus.inject(Fault(kind="server_error", status=503, times=-1))
+    await slack.wait_for(lambda _: "Rhombus unreachable, retrying" in shown_text(message))
+    rhombus.clear_faults()
+    clock.advance(35)
+
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 1, timeout=10)
+    assert "Ready" in message.text
+    assert "unreachable" not in shown_text(message)
+
+
+async def test_slack_rate_limit_waits_and_sends_the_newest_state(bot, slack, rhombus, clock):
+    """A 429 on chat.update pauses edits for Retry-After, then the newest state goes out."""
+    rhombus.add_clip(CLIP, script=completes(10))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    slack.fail("chat.update", status=429, retry_after=1)
+
+    clock.advance(15)
+    await slack.wait_for(lambda s: any(c.status == 429 for c in s.calls_to("chat.update")))
+    clock.advance(20)
+
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 1)
+    assert "Ready" in message.text
+    updates = slack.calls_to("chat.update")
+    limited = next(c for c in updates if c.status == 429)
+    after = [c for c in updates if c.time > limited.time]
+    assert after
+    assert after[0].time - limited.time >= 1.0
