@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.test_follow import CLIP, clip_command, status_messages
 SECRETS = (BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET)
 
 
-async def test_full_scenario_at_debug_leaks_no_secret(bot, slack, rhombus, clock, caplog, tmp_path):
+async def test_full_scenario_at_debug_leaks_no_secret(bot, slack, rhombus, clock, caplog):
     """A clip followed to the end through faults, logged at DEBUG, shows no secret anywhere."""
     caplog.set_level(logging.DEBUG)
     rhombus.add_clip(CLIP, script=completes(10))
@@ -35,7 +36,8 @@ async def test_full_scenario_at_debug_leaks_no_secret(bot, slack, rhombus, clock
         f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
         for record in caplog.records
     )
-    stored = b"".join(path.read_bytes() for path in Path(tmp_path).glob("bot.db*"))
+    database = Path(bot.settings.database_url.removeprefix("sqlite:///"))
+    stored = await asyncio.to_thread(_read_all, database)
     assert caplog.records
     assert stored
     for secret in SECRETS:
@@ -43,3 +45,8 @@ async def test_full_scenario_at_debug_leaks_no_secret(bot, slack, rhombus, clock
         assert secret not in health
         assert secret.encode() not in stored
         assert secret not in repr(bot.settings)
+
+
+def _read_all(database: Path) -> bytes:
+    """The database file and its write-ahead log, as bytes."""
+    return b"".join(path.read_bytes() for path in database.parent.glob(database.name + "*"))
