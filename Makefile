@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup demo check format lint typecheck test run
+.PHONY: setup postgres demo check format run
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -18,13 +18,18 @@ $(UV):
 
 setup: .venv/.synced
 
+# The PostgreSQL tests start a throwaway server; install it where it is missing (Debian).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
 demo: setup
 	$(UV) run --no-sync python -m bot demo
 
 run: setup
 	$(UV) run --no-sync python -m bot
 
-check: setup
+check: setup postgres
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync mypy bot tests

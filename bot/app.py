@@ -152,7 +152,7 @@ class _Listeners:
         """`Refresh`: poll now."""
         await ack()
         tracking = await self._tracking_of(body)
-        if tracking is None or not self._tracker.refresh(tracking.id):
+        if tracking is None or not await self._tracker.refresh(tracking.id):
             await respond(
                 text="This clip is no longer being followed.",
                 response_type="ephemeral",

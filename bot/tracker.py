@@ -250,12 +250,12 @@ class Tracker:
         """The tracking that owns a status message, if the bot follows it."""
         return await self._store.find_by_message(channel_id, message_ts)
 
-    def refresh(self, tracking_id: str) -> bool:
-        """Poll now instead of at the next interval; False when the tracking is not running."""
-        try:
-            self._scheduler.modify_job(_job_id(tracking_id), next_run_time=datetime.now(UTC))
-        except JobLookupError:
+    async def refresh(self, tracking_id: str) -> bool:
+        """Poll now instead of at the next interval; False when the clip is no longer followed."""
+        tracking = await self._store.get(tracking_id)
+        if tracking is None or tracking.state != TrackingState.FOLLOWING:
             return False
+        self._schedule(tracking_id, 0.0)
         return True
 
     async def stop(self, tracking_id: str, user_id: str) -> bool:

@@ -270,6 +270,7 @@ async def test_refresh_button_polls_now(make_settings, slack, rhombus):
         await clip_command(bot, slack, CLIP)
         await slack.wait_for(lambda s: len(status_messages(s)) == 1)
         (message,) = status_messages(slack)
+        await stored(bot, message, TrackingState.FOLLOWING)
         rhombus.set_clip(
             CLIP, status="RENDERING", currentOperation="Processing video", percentComplete=5
         )
