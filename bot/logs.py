@@ -23,10 +23,27 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update(_context(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain text, with `extra=` context (workspace, channel, clip, tracking) as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of text (plus a traceback, if any)."""
+        line = super().format(record)
+        context = " ".join(f"{k}={v}" for k, v in _context(record).items())
+        if not context:
+            return line
+        head, newline, rest = line.partition("\n")
+        return f"{head} [{context}]{newline}{rest}"
+
+
+def _context(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
 def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text") -> None:

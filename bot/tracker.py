@@ -119,6 +119,7 @@ class Tracker:
                 logger.warning(
                     "dropping tracking %s: its status message was never confirmed posted",
                     tracking.id,
+                    extra=_context(tracking),
                 )
                 await self._store.delete(tracking.id)
                 continue
@@ -224,6 +225,7 @@ class Tracker:
             channel_id,
             tracking.id,
             tracking.message_ts,
+            extra=_context(tracking),
         )
         if tracking.state == TrackingState.FOLLOWING:
             self._schedule(tracking.id, self._settings.poll_interval)
@@ -294,7 +296,9 @@ class Tracker:
             tracking.changed_at = now
             return None
         except RhombusError as error:
-            logger.warning("tracking %s: Rhombus call failed: %s", tracking.id, error)
+            logger.warning(
+                "tracking %s: Rhombus call failed: %s", tracking.id, error, extra=_context(tracking)
+            )
             self._back_off(tracking.id, error)
             tracking.notice = UNREACHABLE_NOTICE
             if now - (tracking.reached_at or tracking.started_at) > self._settings.give_up_after:
@@ -353,7 +357,9 @@ class Tracker:
             tracking.state = TrackingState.FINISHED
             tracking.finished_at = self._clock()
             self._unschedule(tracking.id)
-            logger.info("tracking %s finished: %s", tracking.id, tracking.ending)
+            logger.info(
+                "tracking %s finished: %s", tracking.id, tracking.ending, extra=_context(tracking)
+            )
         await self._store.save(tracking)
 
     async def _edit(self, tracking: Tracking, message: RenderedMessage) -> bool:
@@ -393,6 +399,7 @@ class Tracker:
                 tracking.id,
                 method,
                 code,
+                extra=_context(tracking),
             )
             tracking.state = TrackingState.FINISHED
             tracking.ending = tracking.ending or MESSAGE_GONE
@@ -405,6 +412,7 @@ class Tracker:
                 "stopping every tracking there",
                 tracking.team_id,
                 code,
+                extra=_context(tracking),
             )
             for tracking_id in await self._store.finish_team(
                 tracking.team_id, UNINSTALLED, self._clock()
@@ -418,9 +426,16 @@ class Tracker:
                     "workspace %s: Slack rate limit, pausing edits for %.0f s",
                     tracking.team_id,
                     pause,
+                    extra=_context(tracking),
                 )
             # Transient (rate limit, Slack outage): the next round sends the newest state.
-            logger.warning("tracking %s: %s failed with %s; will retry", tracking.id, method, code)
+            logger.warning(
+                "tracking %s: %s failed with %s; will retry",
+                tracking.id,
+                method,
+                code,
+                extra=_context(tracking),
+            )
             await self._store.save(tracking)
 
     async def _camera_names(self, clip: Clip | None) -> dict[str, str]:
@@ -492,6 +507,16 @@ class Tracker:
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
         return self._scheduler.get_job(_job_id(tracking_id)) is not None
+
+
+def _context(tracking: Tracking) -> dict[str, str | None]:
+    """Ids for every log line about a tracking (shown in text logs, fields in JSON logs)."""
+    return {
+        "tracking": tracking.id,
+        "team": tracking.team_id,
+        "channel": tracking.channel_id,
+        "clip": tracking.clip_id,
+    }
 
 
 def _job_id(tracking_id: str) -> str:

@@ -315,7 +315,7 @@ async def test_failed_clip_ends_with_reason_and_reply(bot, slack, rhombus, clock
     assert "failed" in reply.text
 
 
-async def test_deleted_message_stops_following(bot, slack, rhombus, clock):
+async def test_deleted_message_stops_following(bot, slack, rhombus, clock, caplog):
     """When the status message is deleted in Slack, following stops without errors."""
     rhombus.add_clip(CLIP, script=completes(5))
     await clip_command(bot, slack, CLIP)
@@ -328,6 +328,9 @@ async def test_deleted_message_stops_following(bot, slack, rhombus, clock):
 
     await finished(bot, message)
     assert not bot.tracker.is_following(tracking.id)
+    (gone,) = [r for r in caplog.records if "the message is gone" in r.getMessage()]
+    expected = {"tracking": tracking.id, "team": "T0SIM", "channel": "C0GENERAL", "clip": CLIP}
+    assert expected == {key: getattr(gone, key) for key in expected}
 
 
 async def test_stuck_offline_gives_up(make_settings, slack, rhombus, clock):

@@ -1,0 +1,43 @@
+"""Log lines: text by default, JSON when asked, with the ids of the tracking they are about."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from bot.logs import JsonFormatter, TextFormatter
+
+CONTEXT = {"tracking": "t1", "team": "T1", "channel": "C1", "clip": "AAAAAAAAAAAAAAAAAAAAAA"}
+
+
+def _record() -> logging.LogRecord:
+    record = logging.makeLogRecord(
+        {
+            "name": "bot.tracker",
+            "levelname": "WARNING",
+            "levelno": 30,
+            "msg": "tracking %s: gone",
+            "args": ("t1",),
+        }
+    )
+    record.__dict__.update(CONTEXT)
+    return record
+
+
+def test_json_lines_carry_the_ids():
+    """A JSON line holds the message and each id as its own field."""
+    entry = json.loads(JsonFormatter().format(_record()))
+
+    assert "tracking t1: gone" == entry["message"]
+    assert "warning" == entry["level"]
+    assert CONTEXT == {key: entry[key] for key in CONTEXT}
+
+
+def test_text_lines_carry_the_ids():
+    """A text line ends with the ids as key=value."""
+    line = TextFormatter("%(levelname)s %(message)s").format(_record())
+
+    assert (
+        "WARNING tracking t1: gone [tracking=t1 team=T1 channel=C1 clip=AAAAAAAAAAAAAAAAAAAAAA]"
+        == line
+    )
