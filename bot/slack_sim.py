@@ -23,7 +23,16 @@ MAX_TEXT_LENGTH: Final = 4000
 MAX_BLOCKS: Final = 50
 RESPONSE_URL_USES: Final = 5
 DEFAULT_RETRY_AFTER: Final = 1
-DEFAULT_SCOPES: Final = frozenset({"commands", "chat:write", "chat:write.public", "channels:join"})
+DEFAULT_SCOPES: Final = frozenset(
+    {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:join",
+        "channels:history",
+        "groups:history",
+    }
+)
 
 _APP_ID: Final = "A0SIM"
 _SUMMARY_CALLS: Final = 10
@@ -226,6 +235,8 @@ class SlackSimulator:
             "chat.getPermalink": _Method(self._chat_get_permalink),
             "chat.delete": _Method(self._chat_delete, "chat:write"),
             "conversations.join": _Method(self._conversations_join, "channels:join"),
+            "conversations.history": _Method(self._conversations_history),
+            "conversations.replies": _Method(self._conversations_replies),
         }
         self._failures: list[_Failure] = []
         self._token_revoked = False
@@ -797,6 +808,63 @@ class SlackSimulator:
                 "response_metadata": {"warnings": ["already_in_channel"]},
             }
         return body
+
+    def _conversations_history(self, args: Json) -> Json:
+        """A channel's top-level messages, newest first, within oldest/latest."""
+        channel_id = self._readable_channel(args)
+        return self._page_of_messages(
+            args,
+            [
+                m
+                for m in self.messages.values()
+                if m.channel == channel_id and m.thread_ts in {None, m.ts}
+            ],
+            newest_first=True,
+        )
+
+    def _conversations_replies(self, args: Json) -> Json:
+        """A thread: its parent, then its replies, oldest first."""
+        channel_id = self._readable_channel(args)
+        parent = self._message(channel_id, _required(args, "ts"))
+        thread = [
+            m
+            for m in self.messages.values()
+            if m.channel == channel_id and parent.ts in {m.ts, m.thread_ts}
+        ]
+        return self._page_of_messages(args, thread, newest_first=False)
+
+    def _readable_channel(self, args: Json) -> str:
+        channel_id, spec = self._channel(args)
+        self._require_scope("groups:history" if spec.is_private else "channels:history")
+        # A bot reads only the conversations it is a member of.
+        if not spec.is_member:
+            raise _SlackError("not_in_channel")
+        return channel_id
+
+    def _page_of_messages(self, args: Json, found: list[Message], *, newest_first: bool) -> Json:
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or "inf")
+        inclusive = str(args.get("inclusive", "")).lower() in {"1", "true"}
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
+        limit = max(1, min(1000, int(args.get("limit") or 100)))
+
+        def in_range(ts: float) -> bool:
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        chosen = sorted(
+            (m for m in found if not m.deleted and in_range(float(m.ts))),
+            key=lambda m: float(m.ts),
+            reverse=newest_first,
+        )
+        messages = []
+        for message in chosen[:limit]:
+            body = self._message_json(message)
+            if not with_metadata:
+                body.pop("metadata", None)
+            messages.append(body)
+        return {"ok": True, "messages": messages, "has_more": len(chosen) > limit}
 
     # -- response_url ----------------------------------------------------------------------------
 

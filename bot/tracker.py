@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+# Message metadata marking the bot's status messages, so a restart can find one it lost.
+METADATA_EVENT = "rhombus_clip_followed"
+# How far Slack's clock may be ahead of ours when looking for a just-posted message.
+CLOCK_SKEW_SECONDS = 120.0
 UNREACHABLE_NOTICE = "Rhombus unreachable, retrying"
 MESSAGE_GONE = "message_gone"
 UNINSTALLED = "uninstalled"
@@ -113,15 +117,7 @@ class Tracker:
         trackings = await self._store.unfinished()
         resumed = 0
         for index, tracking in enumerate(trackings):
-            if tracking.state == TrackingState.POSTING:
-                # Stored but never confirmed posted: the process died mid-post. Nothing in the
-                # channel refers to it, so forgetting it cannot lose a visible message.
-                logger.warning(
-                    "dropping tracking %s: its status message was never confirmed posted",
-                    tracking.id,
-                    extra=_context(tracking),
-                )
-                await self._store.delete(tracking.id)
+            if tracking.state == TrackingState.POSTING and not await self._recover(tracking):
                 continue
             # Spread the first polls over one interval so a restart is not a burst of calls.
             delay = self._settings.poll_interval * index / max(1, len(trackings))
@@ -141,6 +137,59 @@ class Tracker:
             self._busy -= 1
             if self._busy == 0:
                 self._idle.set()
+
+    async def _recover(self, tracking: Tracking) -> bool:
+        """Adopt the status message a crashed process posted but did not record; False if none."""
+        # The process died between chat.postMessage and saving its ts. The message carries the
+        # tracking id in its metadata, so the channel (or thread) itself says whether it exists.
+        oldest = f"{tracking.started_at - CLOCK_SKEW_SECONDS:.6f}"
+        try:
+            if tracking.thread_ts:
+                answer = await self._slack.conversations_replies(
+                    channel=tracking.channel_id,
+                    ts=tracking.thread_ts,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                answer = await self._slack.conversations_history(
+                    channel=tracking.channel_id,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=200,
+                )
+        except SlackApiError as error:
+            logger.warning(
+                "cannot check whether tracking %s was posted (%s); forgetting it",
+                tracking.id,
+                _slack_error(error),
+                extra=_context(tracking),
+            )
+            await self._store.delete(tracking.id)
+            return False
+        for message in answer.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == METADATA_EVENT
+                and payload.get("tracking_id") == tracking.id
+            ):
+                tracking.message_ts = str(message["ts"])
+                tracking.state = TrackingState.FOLLOWING
+                tracking.fingerprint = None  # unknown: the next round edits it to the present
+                await self._store.save(tracking)
+                logger.info(
+                    "recovered tracking %s: its status message was posted",
+                    tracking.id,
+                    extra=_context(tracking),
+                )
+                return True
+        logger.info(
+            "tracking %s was never posted; forgetting it", tracking.id, extra=_context(tracking)
+        )
+        await self._store.delete(tracking.id)
+        return False
 
     async def drain(self, seconds: float) -> None:
         """Wait (up to `seconds`) for work under way to finish."""
@@ -203,6 +252,10 @@ class Tracker:
                 blocks=message.blocks,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata={
+                    "event_type": METADATA_EVENT,
+                    "event_payload": {"tracking_id": tracking.id, "clip_id": clip_id},
+                },
             )
         except SlackApiError as error:
             await self._store.delete(tracking.id)

@@ -46,7 +46,11 @@ def test_manifest_declares_what_the_bot_listens_to():
 
 
 def test_manifest_asks_only_for_needed_scopes():
-    """Only commands, chat:write and chat:write.public: nothing to read history or users."""
-    assert ["commands", "chat:write", "chat:write.public"] == _manifest()["oauth_config"]["scopes"][
-        "bot"
-    ]
+    """The scopes to post and edit, and to read back its own messages after a crash; no users."""
+    assert [
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:history",
+        "groups:history",
+    ] == _manifest()["oauth_config"]["scopes"]["bot"]

@@ -166,6 +166,68 @@ async def bots(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[BotProc
         await processes.close()
 
 
+def kill_when(slack: SlackSimulator, bot: BotProcess, predicate: Callable[[Call], bool]) -> None:
+    """SIGKILL the bot the moment Slack has accepted a call, before the bot hears the answer."""
+
+    def on_call(call: Call) -> None:
+        if call.ok and predicate(call) and bot.process.returncode is None:
+            os.kill(bot.process.pid, signal.SIGKILL)
+            slack.on_call = None
+
+    slack.on_call = on_call
+
+
+async def test_kill_9_between_posting_and_storing(
+    bots: BotProcesses,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    """Killed between Slack taking the status post and storing it: found again, not re-posted."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+    first = await bots.start()
+    kill_when(slack, first, lambda c: c.method == "chat.postMessage")
+    await clip_command(first, slack)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    (message,) = status_messages(slack)
+    clock.advance(35)  # complete
+
+    await bots.start()
+
+    await bots.wait_for(slack, lambda s: len(s.thread_replies(CHANNEL, message.ts)) == 1)
+    await finished(database_url, message, bots)
+    assert "Ready" in shown_text(message), bots.output()
+    assert [message] == status_messages(slack)
+    assert 1 == len(top_level_posts(slack)), bots.output()
+
+
+async def test_kill_9_after_the_final_reply_does_not_repeat_it(
+    bots: BotProcesses,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    """Killed right after the thread reply went out: the next process does not announce again."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+    first = await bots.start()
+    await clip_command(first, slack)
+    await bots.wait_for(slack, lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    kill_when(
+        slack, first, lambda c: c.method == "chat.postMessage" and bool(c.args.get("thread_ts"))
+    )
+    clock.advance(35)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+
+    await bots.start()
+
+    await finished(database_url, message, bots)
+    assert "Ready" in shown_text(message), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
+
+
 async def test_kill_9_mid_clip_resumes_the_same_message(
     bots: BotProcesses,
     slack: SlackSimulator,
