@@ -69,6 +69,7 @@ class Bot:
             scheduler=scheduler,
             settings=TrackerSettings(
                 poll_interval=settings.poll_interval_seconds,
+                edits_per_minute=settings.slack_edits_per_minute,
                 give_up_after=settings.give_up_minutes * 60,
                 console_url=settings.console_url,
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -16,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import Ending, RenderedMessage, StatusView, render_final_reply, render_status
+from bot.budget import EditQueue
 from bot.clips import Clip, ClipStatus
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.store import DuplicateTrackingError, Store, Tracking, TrackingState
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+MAX_SLACK_BACKOFF_SECONDS = 60.0
 # Message metadata marking the bot's status messages, so a restart can find one it lost.
 METADATA_EVENT = "rhombus_clip_followed"
 # How far Slack's clock may be ahead of ours when looking for a just-posted message.
@@ -77,6 +80,7 @@ class TrackerSettings:
     """How often to poll and when to give up."""
 
     poll_interval: float = 5.0
+    edits_per_minute: float = 40.0
     give_up_after: float = 30 * 60.0
     console_url: str = "https://console.rhombussystems.com"
 
@@ -104,8 +108,10 @@ class Tracker:
         # Consecutive failed Rhombus polls per tracking, for backoff (memory only: a restart
         # simply starts polling at the normal pace again).
         self._failures: dict[str, int] = {}
-        # Slack rate-limits chat.update per workspace: no edits there before this monotonic time.
-        self._slack_paused_until: dict[str, float] = {}
+        # Every edit of a workspace's messages goes through that workspace's queue and budget.
+        self._edit_queues: dict[str, EditQueue] = {}
+        # Consecutive transient Slack failures per workspace, for backoff.
+        self._slack_failures: dict[str, int] = {}
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -192,9 +198,15 @@ class Tracker:
         return False
 
     async def drain(self, seconds: float) -> None:
-        """Wait (up to `seconds`) for work under way to finish."""
+        """Wait (up to `seconds`) for work under way to finish, then stop sending edits.
+
+        Edits still waiting for their turn are dropped: their state is in the database, and the
+        next start edits the messages to it.
+        """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), seconds)
+        for queue in self._edit_queues.values():
+            await queue.close()
 
     # --- What the Slack listeners call ----------------------------------------------------------
 
@@ -387,46 +399,63 @@ class Tracker:
 
     async def _deliver(self, tracking: Tracking, clip: Clip | None) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
-        cameras = await self._camera_names(clip)
-        view = self._view(tracking, clip, cameras)
-        message = render_status(view)
+        message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
+        await self._store.save(tracking)  # what was seen is kept, whatever becomes of the edit
         if message.fingerprint != tracking.fingerprint:
-            if self._slack_paused_until.get(tracking.team_id, 0.0) > time.monotonic():
-                # Rate limited in this workspace: keep what was seen; a later round sends it.
-                await self._store.save(tracking)
-                return
-            if not await self._edit(tracking, message):
-                return
-            tracking.fingerprint = message.fingerprint
-        if tracking.ending is not None:
-            reply = None if tracking.final_reply_sent else render_final_reply(view)
-            if reply is not None:
-                # Recorded before sending: a crash in between must not announce the end twice.
-                tracking.final_reply_sent = True
-                await self._store.save(tracking)
-                if not await self._reply(tracking, reply):
-                    return
-            tracking.final_reply_sent = True
-            tracking.state = TrackingState.FINISHED
-            tracking.finished_at = self._clock()
-            self._unschedule(tracking.id)
-            logger.info(
-                "tracking %s finished: %s", tracking.id, tracking.ending, extra=_context(tracking)
+            # Through the workspace's edit budget; it finishes the tracking once the end is shown.
+            self._edits(tracking.team_id).submit(
+                tracking.id,
+                functools.partial(self._send_edit, tracking.id, message),
+                final=tracking.ending is not None,
             )
-        await self._store.save(tracking)
+        elif tracking.ending is not None:
+            await self._finish(tracking)
 
-    async def _edit(self, tracking: Tracking, message: RenderedMessage) -> bool:
-        try:
-            await self._slack.chat_update(
-                channel=tracking.channel_id,
-                ts=tracking.message_ts or "",
-                text=message.text,
-                blocks=message.blocks,
-            )
-        except SlackApiError as error:
-            await self._slack_failed(tracking, error, "chat.update")
-            return False
-        return True
+    async def _send_edit(self, tracking_id: str, message: RenderedMessage) -> float | None:
+        """Edit the message (from the workspace's queue); seconds to pause the workspace, if any."""
+        async with self.working(), self._lock(tracking_id):
+            tracking = await self._store.get(tracking_id)
+            if tracking is None or tracking.state != TrackingState.FOLLOWING:
+                return None
+            try:
+                await self._slack.chat_update(
+                    channel=tracking.channel_id,
+                    ts=tracking.message_ts or "",
+                    text=message.text,
+                    blocks=message.blocks,
+                )
+            except SlackApiError as error:
+                return await self._slack_failed(tracking, error, "chat.update")
+            self._slack_failures.pop(tracking.team_id, None)
+            tracking.fingerprint = message.fingerprint
+            if tracking.ending is not None:
+                await self._finish(tracking)
+            else:
+                await self._store.save(tracking)
+        return None
+
+    async def _finish(self, tracking: Tracking) -> None:
+        """The end is shown: announce it in the thread (at most once) and stop following."""
+        clip = _load(tracking.clip)
+        reply = (
+            None
+            if tracking.final_reply_sent
+            else render_final_reply(self._view(tracking, clip, await self._camera_names(clip)))
+        )
+        if reply is not None:
+            # Recorded before sending: a crash in between must not announce the end twice.
+            tracking.final_reply_sent = True
+            await self._store.save(tracking)
+            if not await self._reply(tracking, reply):
+                return
+        tracking.final_reply_sent = True
+        tracking.state = TrackingState.FINISHED
+        tracking.finished_at = self._clock()
+        self._unschedule(tracking.id)
+        await self._store.save(tracking)
+        logger.info(
+            "tracking %s finished: %s", tracking.id, tracking.ending, extra=_context(tracking)
+        )
 
     async def _reply(self, tracking: Tracking, reply: RenderedMessage) -> bool:
         try:
@@ -444,7 +473,10 @@ class Tracker:
             return False
         return True
 
-    async def _slack_failed(self, tracking: Tracking, error: SlackApiError, method: str) -> None:
+    async def _slack_failed(
+        self, tracking: Tracking, error: SlackApiError, method: str
+    ) -> float | None:
+        """Act on a failed Slack call; seconds to pause the workspace's edits, if any."""
         code = _slack_error(error)
         if code in MESSAGE_GONE_ERRORS:
             logger.warning(
@@ -472,24 +504,25 @@ class Tracker:
             ):
                 self._unschedule(tracking_id)
         else:
+            # Transient (rate limit, Slack outage): the next round sends the newest state.
             if error.response.status_code == 429 or code == "ratelimited":
                 pause = _retry_after(error)
-                self._slack_paused_until[tracking.team_id] = time.monotonic() + pause
-                logger.warning(
-                    "workspace %s: Slack rate limit, pausing edits for %.0f s",
-                    tracking.team_id,
-                    pause,
-                    extra=_context(tracking),
+            else:
+                failures = self._slack_failures[tracking.team_id] = (
+                    self._slack_failures.get(tracking.team_id, 0) + 1
                 )
-            # Transient (rate limit, Slack outage): the next round sends the newest state.
+                backoff = min(MAX_SLACK_BACKOFF_SECONDS, 2.0 ** min(failures, 8))
+                pause = backoff * random.uniform(0.5, 1.0)  # noqa: S311  # spreading retries
             logger.warning(
-                "tracking %s: %s failed with %s; will retry",
+                "tracking %s: %s failed with %s; retrying in %.1f s",
                 tracking.id,
                 method,
                 code,
+                pause,
                 extra=_context(tracking),
             )
-            await self._store.save(tracking)
+            return pause
+        return None
 
     async def _camera_names(self, clip: Clip | None) -> dict[str, str]:
         if clip is None or not clip.camera_ids:
@@ -535,6 +568,12 @@ class Tracker:
             next_run_time=datetime.now(UTC) + timedelta(seconds=delay + random.uniform(0, 0.1)),  # noqa: S311
         )
 
+    def _edits(self, team_id: str) -> EditQueue:
+        queue = self._edit_queues.get(team_id)
+        if queue is None:
+            queue = self._edit_queues[team_id] = EditQueue(team_id, self._settings.edits_per_minute)
+        return queue
+
     def _back_off(self, tracking_id: str, error: RhombusError) -> None:
         """Poll a failing clip less often: exponential, capped, with jitter; Retry-After wins."""
         failures = self._failures[tracking_id] = self._failures.get(tracking_id, 0) + 1
@@ -552,6 +591,8 @@ class Tracker:
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(_job_id(tracking_id))
         self._locks.pop(tracking_id, None)
+        for queue in self._edit_queues.values():
+            queue.discard(tracking_id)
         self._failures.pop(tracking_id, None)
 
     def _lock(self, tracking_id: str) -> asyncio.Lock:
