@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # Not in repr: a PostgreSQL URL carries its password.
     database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
     poll_interval_seconds: float = Field(default=5.0, ge=0.05, le=3600)
+    max_poll_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    rhombus_calls_per_second: float = Field(default=5.0, gt=0, le=1000)
     give_up_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
     slack_edits_per_minute: float = Field(default=40.0, gt=0, le=600)
     max_clips_per_command: int = Field(default=5, ge=1, le=20)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from bot.budget import TokenBucket
 from bot.clips import ApiModel, Clip, Lenient
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class RhombusClient:
         org_uuid: str | None = None,
         timeout: float = 10.0,
         camera_cache_seconds: float = 600.0,
+        calls_per_second: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {
@@ -123,6 +125,12 @@ class RhombusClient:
         )
         # Rhombus rate-limits per organisation: once it says 429, every call waits it out.
         self._paused_until = 0.0
+        # Our own share of the organisation's limit, which other integrations use too.
+        self._budget = (
+            TokenBucket(calls_per_second, max(1.0, calls_per_second * 2))
+            if calls_per_second
+            else None
+        )
         self._camera_cache_seconds = camera_cache_seconds
         self._cameras: dict[str, str] = {}
         self._cameras_fetched_at: float | None = None
@@ -137,6 +145,7 @@ class RhombusClient:
             auth_scheme=settings.rhombus_auth_scheme,
             org_uuid=settings.rhombus_org_uuid,
             timeout=settings.rhombus_timeout_seconds,
+            calls_per_second=settings.rhombus_calls_per_second,
         )
 
     async def __aenter__(self) -> Self:
@@ -208,6 +217,8 @@ class RhombusClient:
         """POST to Rhombus and return the JSON object, or raise the matching RhombusError."""
         if (wait := self.paused_for) > 0:
             raise RateLimitedError(f"Rhombus asked us to wait {wait:.0f} s more", wait)
+        if self._budget is not None:
+            await self._budget.take()
         try:
             response = await self._http.post(path, json=body)
         except httpx.TimeoutException as error:

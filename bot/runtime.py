@@ -17,6 +17,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Policy, build_app, register_listeners
+from bot.feed import ClipFeed
 from bot.rhombus import RhombusClient
 from bot.store import Store
 from bot.tracker import Tracker, TrackerSettings
@@ -62,14 +63,17 @@ class Bot:
         )
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
+        feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
+            feed=feed,
             slack=slack,
             scheduler=scheduler,
             settings=TrackerSettings(
                 poll_interval=settings.poll_interval_seconds,
                 edits_per_minute=settings.slack_edits_per_minute,
+                max_poll_interval=settings.max_poll_interval_seconds,
                 give_up_after=settings.give_up_minutes * 60,
                 console_url=settings.console_url,
             ),

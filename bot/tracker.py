@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
 MAX_SLACK_BACKOFF_SECONDS = 60.0
+# Each poll without progress waits this much longer than the one before (up to the maximum).
+STALL_FACTOR = 1.5
 # Message metadata marking the bot's status messages, so a restart can find one it lost.
 METADATA_EVENT = "rhombus_clip_followed"
 # How far Slack's clock may be ahead of ours when looking for a just-posted message.
@@ -81,6 +84,7 @@ class TrackerSettings:
 
     poll_interval: float = 5.0
     edits_per_minute: float = 40.0
+    max_poll_interval: float = 60.0
     give_up_after: float = 30 * 60.0
     console_url: str = "https://console.rhombussystems.com"
 
@@ -93,6 +97,7 @@ class Tracker:
         *,
         store: Store,
         rhombus: RhombusClient,
+        feed: ClipFeed,
         slack: AsyncWebClient,
         scheduler: AsyncIOScheduler,
         settings: TrackerSettings,
@@ -100,7 +105,11 @@ class Tracker:
     ) -> None:
         self._store = store
         self._rhombus = rhombus
+        self._feed = feed
         self._slack = slack
+        self._clip_of: dict[str, str] = {}  # tracking id -> clip id, for the feed
+        # Polls in a row without progress, per tracking: stalled clips are polled less often.
+        self._stalls: dict[str, int] = {}
         self._scheduler = scheduler
         self._settings = settings
         self._clock = clock
@@ -127,7 +136,7 @@ class Tracker:
                 continue
             # Spread the first polls over one interval so a restart is not a burst of calls.
             delay = self._settings.poll_interval * index / max(1, len(trackings))
-            self._schedule(tracking.id, delay)
+            self._schedule(tracking, delay)
             resumed += 1
         logger.info("resumed %d tracking(s)", resumed)
         return resumed
@@ -293,7 +302,7 @@ class Tracker:
             extra=_context(tracking),
         )
         if tracking.state == TrackingState.FOLLOWING:
-            self._schedule(tracking.id, self._settings.poll_interval)
+            self._schedule(tracking, self._settings.poll_interval)
         return tracking
 
     async def permalink(self, tracking: Tracking) -> str | None:
@@ -322,7 +331,8 @@ class Tracker:
         tracking = await self._store.get(tracking_id)
         if tracking is None or tracking.state != TrackingState.FOLLOWING:
             return False
-        self._schedule(tracking_id, 0.0)
+        self._stalls.pop(tracking_id, None)
+        self._schedule(tracking, 0.0)
         return True
 
     async def stop(self, tracking_id: str, user_id: str) -> bool:
@@ -354,7 +364,7 @@ class Tracker:
         """Ask Rhombus for the clip and fold the answer into the tracking."""
         now = self._clock()
         try:
-            clip = await self._rhombus.get_clip(tracking.clip_id)
+            clip = await self._feed.get(tracking.clip_id)
         except RejectedError as error:
             tracking.ending = Ending.NOT_FOUND
             tracking.notice = str(error)[:500]
@@ -385,11 +395,13 @@ class Tracker:
         ):
             # Within one operation the bar only moves forward, whatever Rhombus reports.
             percent = max(percent, tracking.percent)
-        if previous is None or _progress_key(previous, tracking.percent) != _progress_key(
+        progressed = previous is None or _progress_key(previous, tracking.percent) != _progress_key(
             clip, percent
-        ):
+        )
+        if progressed:
             tracking.changed_at = now
             tracking.progress_at = now
+        self._pace(tracking.id, progressed=progressed)
         tracking.percent = percent
         tracking.clip = _dump(clip)
         tracking.ending = _ending_of(clip)
@@ -553,7 +565,12 @@ class Tracker:
 
     # --- Scheduling -----------------------------------------------------------------------------
 
-    def _schedule(self, tracking_id: str, delay: float) -> None:
+    def _schedule(self, tracking: Tracking, delay: float) -> None:
+        tracking_id = tracking.id
+        if tracking_id not in self._clip_of:
+            self._clip_of[tracking_id] = tracking.clip_id
+            clip = _load(tracking.clip)
+            self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
         interval = self._settings.poll_interval
         self._scheduler.add_job(
             self.poll,
@@ -567,6 +584,23 @@ class Tracker:
             misfire_grace_time=max(1, round(interval)),
             next_run_time=datetime.now(UTC) + timedelta(seconds=delay + random.uniform(0, 0.1)),  # noqa: S311
         )
+
+    def _pace(self, tracking_id: str, *, progressed: bool) -> None:
+        """Poll a progressing clip every interval; a stalled one less and less often, capped."""
+        if progressed:
+            if self._stalls.pop(tracking_id, 0) == 0:
+                return
+            delay = self._settings.poll_interval
+        else:
+            stalls = self._stalls[tracking_id] = self._stalls.get(tracking_id, 0) + 1
+            delay = min(
+                max(self._settings.poll_interval, self._settings.max_poll_interval),
+                self._settings.poll_interval * STALL_FACTOR ** min(stalls, 32),
+            )
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.modify_job(
+                _job_id(tracking_id), next_run_time=datetime.now(UTC) + timedelta(seconds=delay)
+            )
 
     def _edits(self, team_id: str) -> EditQueue:
         queue = self._edit_queues.get(team_id)
@@ -594,6 +628,9 @@ class Tracker:
         for queue in self._edit_queues.values():
             queue.discard(tracking_id)
         self._failures.pop(tracking_id, None)
+        self._stalls.pop(tracking_id, None)
+        if (clip_id := self._clip_of.pop(tracking_id, None)) is not None:
+            self._feed.unfollow(clip_id)
 
     def _lock(self, tracking_id: str) -> asyncio.Lock:
         return self._locks.setdefault(tracking_id, asyncio.Lock())
