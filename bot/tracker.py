@@ -415,15 +415,18 @@ class Tracker:
         await self._store.save(tracking)  # what was seen is kept, whatever becomes of the edit
         if message.fingerprint != tracking.fingerprint:
             # Through the workspace's edit budget; it finishes the tracking once the end is shown.
+            final = tracking.ending is not None
             self._edits(tracking.team_id).submit(
                 tracking.id,
-                functools.partial(self._send_edit, tracking.id, message),
-                final=tracking.ending is not None,
+                functools.partial(self._send_edit, tracking.id, message, final=final),
+                final=final,
             )
         elif tracking.ending is not None:
             await self._finish(tracking)
 
-    async def _send_edit(self, tracking_id: str, message: RenderedMessage) -> float | None:
+    async def _send_edit(
+        self, tracking_id: str, message: RenderedMessage, *, final: bool
+    ) -> float | None:
         """Edit the message (from the workspace's queue); seconds to pause the workspace, if any."""
         async with self.working(), self._lock(tracking_id):
             tracking = await self._store.get(tracking_id)
@@ -440,7 +443,8 @@ class Tracker:
                 return await self._slack_failed(tracking, error, "chat.update")
             self._slack_failures.pop(tracking.team_id, None)
             tracking.fingerprint = message.fingerprint
-            if tracking.ending is not None:
+            # Only the edit that shows the end finishes; an older one still in flight does not.
+            if final and tracking.ending is not None:
                 await self._finish(tracking)
             else:
                 await self._store.save(tracking)
