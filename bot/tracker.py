@@ -485,7 +485,9 @@ class Tracker:
             )
         except SlackApiError as error:
             tracking.final_reply_sent = False
-            await self._slack_failed(tracking, error, "chat.postMessage")
+            if await self._slack_failed(tracking, error, "chat.postMessage") is not None:
+                # Transient: record that the reply is still owed, so a later round sends it.
+                await self._store.save(tracking)
             return False
         return True
 
