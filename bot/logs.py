@@ -46,6 +46,13 @@ def _context(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
+class _BoltClientWarning(logging.Filter):
+    """Drops Bolt's warning that SLACK_BOT_TOKEN is unused: the bot passes its own client."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'token' will be unused" not in record.getMessage()
+
+
 def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text") -> None:
     """Send the process's logs to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -53,6 +60,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text"
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_BoltClientWarning())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
