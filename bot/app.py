@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.blocks import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP, StatusView, render_status
+from bot.blocks import (
+    ACTION_OPEN,
+    ACTION_REFRESH,
+    ACTION_STOP,
+    StatusView,
+    escape_mrkdwn,
+    render_status,
+    truncate,
+)
 from bot.clips import Clip, Visibility, find_references, parse_references
 from bot.rhombus import (
     AuthenticationError,
@@ -303,7 +311,8 @@ def _cannot_post(clip_id: str, error: str, bot_user_id: str | None) -> str:
 
 
 def _inline(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")[:300]
+    # Cut after escaping, but never inside an entity: "&am" would show as junk.
+    return truncate(escape_mrkdwn(text), 300)
 
 
 def build_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:

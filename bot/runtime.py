@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -168,11 +172,45 @@ class Bot:
     async def _slack_events(self, request: web.Request) -> web.Response:
         # Slack always sends UTF-8; anything else cannot carry a valid signature and gets 401.
         body = (await request.read()).decode("utf-8", errors="replace")
+        bolt_request = _bolt_request(body, request)
+        if bolt_request is None:
+            # Bolt reads the body before it checks the signature; what it cannot read never
+            # came from Slack.
+            return web.json_response({"error": "invalid request"}, status=401)
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+
+def _bolt_request(body: str, request: web.Request) -> AsyncBoltRequest | None:
+    """The request for Bolt, or None when the body is not something Slack sends."""
+    parsed = _slack_body(body, request.content_type)
+    if parsed is None:
+        return None
+    try:
         bolt_request = AsyncBoltRequest(
             body=body, query=request.query_string, headers=dict(request.headers)
         )
-        bolt_response = await self.app.async_dispatch(bolt_request)
-        return await to_aiohttp_response(bolt_response)
+        if bolt_request.body != parsed:
+            # Bolt reads any form body with "payload" in it as interactivity, so `/clip payload`
+            # or a link containing the word would be lost: use the right parse.
+            bolt_request.body = parsed
+            bolt_request.context = build_async_context(AsyncBoltContext({}), parsed)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return None
+    return bolt_request
+
+
+def _slack_body(body: str, content_type: str) -> dict[str, Any] | None:
+    """The request body as Slack means it: form fields, an interactivity payload, or JSON."""
+    try:
+        if content_type == "application/json" or body.startswith("{"):
+            parsed: object = json.loads(body)
+        else:
+            fields = dict(parse_qsl(body, keep_blank_values=True))
+            parsed = json.loads(fields["payload"]) if "payload" in fields else fields
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

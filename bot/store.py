@@ -6,6 +6,7 @@ import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import JSON, Boolean, Float, Index, String, event, select, text, update
 from sqlalchemy.engine import make_url
@@ -97,8 +98,12 @@ class Store:
     """Reads and writes trackings through SQLAlchemy's async engine (aiosqlite or asyncpg)."""
 
     def __init__(self, url: str) -> None:
-        self._url = make_url(url)
-        self._engine = create_async_engine(self._url, pool_pre_ping=True)
+        try:
+            self._url = make_url(url)
+            self._engine = create_async_engine(self._url, pool_pre_ping=True)
+        except (SQLAlchemyError, ValueError, TypeError) as error:
+            shown = url.split("@", 1)[-1] if "@" in url else url  # never the password
+            raise StoreError(f"cannot use the database {shown}: {error}") from error
         if self._url.get_backend_name() == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
@@ -111,6 +116,9 @@ class Store:
     async def open(self) -> None:
         """Create the table if needed; StoreError saying why if the database is unusable."""
         database = self._url.database
+        if database and database.startswith("file:") and "uri" in self._url.query:
+            # An SQLite URI filename (sqlite:///file:/path.db?mode=ro&uri=true): check its path.
+            database = unquote(urlsplit(database).path)
         if self._url.get_backend_name() == "sqlite" and database and database != ":memory:":
             folder = Path(database).expanduser().absolute().parent  # noqa: ASYNC240
             if not folder.is_dir():  # one stat at start-up, before serving
