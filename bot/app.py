@@ -66,7 +66,7 @@ def usage(max_clips: int) -> str:
     """The help text for `/clip`."""
     return (
         "*Follow a Rhombus clip in this channel*\n"
-        "`/clip <clip id or link>` posts a status message here and keeps it up to date "
+        "`/clip &lt;clip id or link&gt;` posts a status message here and keeps it up to date "
         "until the clip is ready, has failed or is deleted.\n"
         f"• Up to {max_clips} clips at once, separated by spaces.\n"
         "• A clip id is the 22-character id of a saved clip in Rhombus, "

@@ -131,7 +131,7 @@ async def test_help_and_empty_command_answer_only_the_user(bot, slack):
     await clip_command(bot, slack, "help")
 
     await slack.wait_for(lambda s: len(s.ephemerals) == 2)
-    assert all("/clip <clip id or link>" in e.text for e in slack.ephemerals)
+    assert all("/clip &lt;clip id or link&gt;" in e.text for e in slack.ephemerals)
     assert all("ephemeral" == e.response_type for e in slack.ephemerals)
     assert [] == status_messages(slack)
 

@@ -39,8 +39,6 @@ ACK_DEADLINE = 3.0  # Slack shows operation_timeout to whoever typed the command
 SLACK_TEXT_LIMIT = 4000
 MAX_COMMAND_TEXT = 20_000
 MAX_REQUEST_BYTES = 1024 * 1024  # what the bot's web server reads at most
-# The bot's own usage text shows this placeholder; every other `<` must come out escaped.
-USAGE_PLACEHOLDER = "<clip id or link>"
 
 HOSTILE = "<!channel> <!here> <@U123> <https://evil|click> *bold* &amp;"
 HOSTILE_FIELDS = [
@@ -222,7 +220,7 @@ def test_fuzzed_clip_commands_are_answered_safely(
 def assert_safe_answer(text: str) -> None:
     """An ephemeral answer Slack accepts, in which no outside text can ping or link."""
     assert 1 <= len(text) <= SLACK_TEXT_LIMIT
-    assert_inert(text.replace(USAGE_PLACEHOLDER, ""), users=())
+    assert_inert(text, users=())
 
 
 def error_records(caplog: pytest.LogCaptureFixture) -> list[str]:
