@@ -37,6 +37,11 @@ class TokenBucket:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
         self._tokens = 0.0
 
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of a pause (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
     def wait_time(self) -> float:
         """Seconds until a token is available (0: one is available now)."""
         now = self._clock()
@@ -128,6 +133,11 @@ class EditQueue:
     def pause(self, seconds: float) -> None:
         """Send nothing for `seconds`."""
         self._bucket.pause(seconds)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of a pause (0 when not paused)."""
+        return self._bucket.paused_for
 
     async def close(self) -> None:
         """Stop sending; edits still waiting are dropped (the database still has their state)."""

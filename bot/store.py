@@ -160,8 +160,16 @@ class Store:
             ) from error
 
     async def save(self, tracking: Tracking) -> None:
-        """Write every field of the tracking."""
+        """Write every field of the tracking, unless it was finished meanwhile elsewhere."""
         async with self._sessions.begin() as session:
+            stored = await session.get(Tracking, tracking.id, with_for_update=True)
+            if (
+                stored is not None
+                and stored.state == TrackingState.FINISHED
+                and tracking.state != TrackingState.FINISHED
+            ):
+                # E.g. the workspace's install went away during this poll: stay finished.
+                return
             await session.merge(tracking)
 
     async def delete(self, tracking_id: str) -> None:

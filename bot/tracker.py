@@ -459,6 +459,8 @@ class Tracker:
             else render_final_reply(self._view(tracking, clip, await self._camera_names(clip)))
         )
         if reply is not None:
+            if self._edits(tracking.team_id).paused_for > 0:
+                return  # Slack asked this workspace to wait; a later round sends the reply
             # Recorded before sending: a crash in between must not announce the end twice.
             tracking.final_reply_sent = True
             await self._store.save(tracking)
@@ -485,8 +487,10 @@ class Tracker:
             )
         except SlackApiError as error:
             tracking.final_reply_sent = False
-            if await self._slack_failed(tracking, error, "chat.postMessage") is not None:
-                # Transient: record that the reply is still owed, so a later round sends it.
+            pause = await self._slack_failed(tracking, error, "chat.postMessage")
+            if pause is not None:
+                # Transient: the reply is still owed; a later round sends it, after any pause.
+                self._edits(tracking.team_id).pause(pause)
                 await self._store.save(tracking)
             return False
         return True
