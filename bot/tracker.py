@@ -37,6 +37,8 @@ MAX_BACKOFF_SECONDS = 300.0
 MAX_SLACK_BACKOFF_SECONDS = 60.0
 # Each poll without progress waits this much longer than the one before (up to the maximum).
 STALL_FACTOR = 1.5
+# Answers of `error: true` in a row, while following, before the clip counts as gone.
+REJECTIONS_BEFORE_NOT_FOUND = 3
 # Message metadata marking the bot's status messages, so a restart can find one it lost.
 METADATA_EVENT = "rhombus_clip_followed"
 # How far Slack's clock may be ahead of ours when looking for a just-posted message.
@@ -117,6 +119,7 @@ class Tracker:
         # Consecutive failed Rhombus polls per tracking, for backoff (memory only: a restart
         # simply starts polling at the normal pace again).
         self._failures: dict[str, int] = {}
+        self._rejections: dict[str, int] = {}  # `error: true` answers in a row, per tracking
         # Every edit of a workspace's messages goes through that workspace's queue and budget.
         self._edit_queues: dict[str, EditQueue] = {}
         # Consecutive transient Slack failures per workspace, for backoff.
@@ -366,6 +369,13 @@ class Tracker:
         try:
             clip = await self._feed.get(tracking.clip_id)
         except RejectedError as error:
+            # A clip seen a moment ago that Rhombus now refuses is most likely deleted, but
+            # Rhombus also answers `error: true` for passing trouble: believe it a few times over.
+            self._back_off(tracking.id, error)
+            rejections = self._rejections[tracking.id] = self._rejections.get(tracking.id, 0) + 1
+            if rejections < REJECTIONS_BEFORE_NOT_FOUND:
+                tracking.notice = f"Rhombus answered: {error}; retrying"[:500]
+                return None
             tracking.ending = Ending.NOT_FOUND
             tracking.notice = str(error)[:500]
             tracking.changed_at = now
@@ -382,6 +392,7 @@ class Tracker:
             return None
 
         self._failures.pop(tracking.id, None)
+        self._rejections.pop(tracking.id, None)
         previous = _load(tracking.clip)
         tracking.reached_at = now
         tracking.notice = None
@@ -638,6 +649,7 @@ class Tracker:
         for queue in self._edit_queues.values():
             queue.discard(tracking_id)
         self._failures.pop(tracking_id, None)
+        self._rejections.pop(tracking_id, None)
         self._stalls.pop(tracking_id, None)
         if (clip_id := self._clip_of.pop(tracking_id, None)) is not None:
             self._feed.unfollow(clip_id)
