@@ -280,6 +280,21 @@ async def test_clip_unknown_to_rhombus_mid_follow_ends_following(
     assert [] == replies_to(slack, message)
 
 
+async def test_a_passing_error_answer_mid_follow_is_survived(bot, slack, rhombus, clock):
+    """One `error: true` answer while following shows as a retry; the clip still ends Ready."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+    await follow(bot, slack, CLIP)
+    (message,) = status_messages(slack)
+    await stored(bot, message, TrackingState.FOLLOWING)
+
+    rhombus.inject(Fault(kind="error_body", error_msg="Unable to process the request", times=1))
+    await slack.wait_for(lambda _: "Unable to process the request" in shown_text(message))
+    clock.advance(35)
+
+    await recovers_to_ready(bot, slack, message)
+    assert "no longer finds" not in shown_text(message)
+
+
 async def test_fields_turning_null_still_render_and_following_continues(
     bot, slack, rhombus, caplog
 ):
