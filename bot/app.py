@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHORTCUT_CALLBACK_ID = "track_clip"
+# A Rhombus Retry-After this short is waited out for a lookup instead of answering "try again".
+SHORT_WAIT_SECONDS = 3.0
 _CANNOT_POST = frozenset(
     {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 )
@@ -259,7 +262,14 @@ class _Listeners:
     async def _look_up(self, clip_id: str) -> Clip | str:
         """The clip, or what to tell the person who asked when Rhombus cannot give it."""
         try:
-            return await self._rhombus.get_clip(clip_id)
+            try:
+                return await self._rhombus.get_clip(clip_id)
+            except RateLimitedError as error:
+                if error.retry_after > SHORT_WAIT_SECONDS:
+                    raise
+                # Already acknowledged: a short wait serves the person better than "try again".
+                await asyncio.sleep(error.retry_after)
+                return await self._rhombus.get_clip(clip_id)
         except RejectedError as error:
             return f"Rhombus can't find clip `{clip_id}`: {_inline(str(error))}"
         except AuthenticationError:

@@ -215,10 +215,11 @@ class RhombusClient:
 
     async def _request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST to Rhombus and return the JSON object, or raise the matching RhombusError."""
-        if (wait := self.paused_for) > 0:
-            raise RateLimitedError(f"Rhombus asked us to wait {wait:.0f} s more", wait)
         if self._budget is not None:
             await self._budget.take()
+        # After the budget's wait too: a 429 may have come back while this call waited its turn.
+        if (wait := self.paused_for) > 0:
+            raise RateLimitedError(f"Rhombus asked us to wait {wait:.0f} s more", wait)
         try:
             response = await self._http.post(path, json=body)
         except httpx.TimeoutException as error:

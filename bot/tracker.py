@@ -454,11 +454,10 @@ class Tracker:
                 return await self._slack_failed(tracking, error, "chat.update")
             self._slack_failures.pop(tracking.team_id, None)
             tracking.fingerprint = message.fingerprint
+            await self._store.save(tracking)
             # Only the edit that shows the end finishes; an older one still in flight does not.
             if final and tracking.ending is not None:
                 await self._finish(tracking)
-            else:
-                await self._store.save(tracking)
         return None
 
     async def _finish(self, tracking: Tracking) -> None:

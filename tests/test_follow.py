@@ -517,3 +517,14 @@ async def test_slack_rate_limit_waits_and_sends_the_newest_state(bot, slack, rho
     after = [c for c in updates if c.time > limited.time]
     assert after
     assert after[0].time - limited.time >= 1.0
+
+
+async def test_a_short_rhombus_rate_limit_is_waited_out_for_a_lookup(bot, slack, rhombus):
+    """A 1 s Retry-After on the lookup is waited out: the clip is posted, no "try again"."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    rhombus.inject(Fault(kind="rate_limit", retry_after=1))
+
+    await clip_command(bot, slack, CLIP)
+
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    assert [] == slack.ephemerals

@@ -629,3 +629,20 @@ async def test_every_request_the_client_sends_matches_the_spec(
     for exchange in rhombus.exchanges:
         assert "application/json" == exchange.headers["content-type"]
         validate_exchange(exchange)
+
+
+async def test_calls_waiting_their_turn_honour_a_429_that_came_meanwhile(rhombus):
+    """Calls queued behind the bot's own budget do not go out during Rhombus's Retry-After."""
+    clip_id = rhombus.add_clip()
+    rhombus.inject(Fault(kind="rate_limit", retry_after=3))
+    async with RhombusClient(
+        api_key=RHOMBUS_KEY, base_url=rhombus.url, calls_per_second=2
+    ) as client:
+        # A burst of four goes at once (one meets the 429); two wait for their turn, 0.5 s apart.
+        results = await asyncio.gather(
+            *(client.get_clip(clip_id) for _ in range(6)), return_exceptions=True
+        )
+
+    limited = [result for result in results if isinstance(result, RateLimitedError)]
+    assert 3 == len(limited)
+    assert 4 == rhombus.calls["/api/event/getClipWithProgress"]
