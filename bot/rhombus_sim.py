@@ -12,7 +12,8 @@ Rhombus's OpenAPI spec shapes them:
 Each clip follows a script of `Step`s on the simulator's own clock from the moment it was added
 (pass a `ManualClock` to move time by hand). Authentication, the organisation's token bucket and
 injected `Fault`s behave as Rhombus does. Every request and answer is kept in
-`RhombusSimulator.exchanges`.
+`RhombusSimulator.exchanges` (the last `max_exchanges`), and each request is passed to
+`on_request` as it arrives.
 
 Scenarios, built by `RhombusSimulator.from_scenario(name, ...)`:
 
@@ -38,6 +39,7 @@ import asyncio
 import base64
 import binascii
 import copy
+import heapq
 import http
 import itertools
 import json
@@ -479,6 +481,9 @@ class RhombusSimulator:
         self.step_seconds = step_seconds
         self.exchanges: list[Exchange] = []
         self.calls: Counter[str] = Counter()
+        # Called with each request as it arrives (before it is answered), e.g. to count calls
+        # over time when `max_exchanges` keeps only a few.
+        self.on_request: Callable[[Exchange], None] | None = None
         self._max_exchanges = max_exchanges
         self._max_body_bytes = max_body_bytes
         self._rng = random.Random(seed)  # noqa: S311  # a simulation, not cryptography
@@ -695,6 +700,8 @@ class RhombusSimulator:
         if len(self.exchanges) > self._max_exchanges:
             del self.exchanges[: len(self.exchanges) - self._max_exchanges]
         self.calls[request.path] += 1
+        if self.on_request is not None:
+            self.on_request(exchange)
         request[_EXCHANGE] = exchange
         try:
             exchange.body = await request.read()
@@ -789,18 +796,23 @@ class RhombusSimulator:
         token = _optional(body, "pageToken", str)
         after = None if token is None else _read_page_token(token)
         wanted = _ClipFilter.read(body)
-        now = self.clock()
+        everything = wanted.is_empty
         listed = []
         for clip in self._clips.values():
-            data = self._render(clip, now)
-            key = _sort_key(clip, data)
-            if wanted.matches(data) and (after is None or key < after):
-                listed.append((key, data))
-        remaining = sorted(listed, key=lambda item: item[0], reverse=True)
-        page = remaining[:page_size]
-        more = len(remaining) > page_size
+            # The order and the filters read no scripted field: only the page's clips are rendered,
+            # so a page of a large organisation costs little more than a page of a small one.
+            key = _sort_key(clip, clip.fields if "createdAtMs" in clip.fields else clip.base)
+            if (after is None or key < after) and (
+                everything or wanted.matches({**clip.base, **clip.fields})
+            ):
+                listed.append((key, clip))
+        page = heapq.nlargest(page_size + 1, listed, key=lambda item: item[0])
+        more = len(page) > page_size
+        page = page[:page_size]
         next_token = _page_token(page[-1][0]) if more else None
-        return _json(200, _answer(savedClips=[data for _, data in page], pageToken=next_token))
+        now = self.clock()
+        clips = [self._render(clip, now) for _, clip in page]
+        return _json(200, _answer(savedClips=clips, pageToken=next_token))
 
     def _camera_states(self, body: dict[str, Any]) -> web.Response:
         _optional(body, "includeMummified", bool)
@@ -878,6 +890,11 @@ class _ClipFilter:
             before_ms=_optional(body, "timestampMsBefore", int),
         )
 
+    @property
+    def is_empty(self) -> bool:
+        """Whether every clip matches."""
+        return self == _NO_FILTER
+
     def matches(self, clip: Mapping[str, Any]) -> bool:
         title = clip.get("title") or ""
         devices = {str(device).split(".", 1)[0] for device in clip.get("deviceUuids") or ()}
@@ -890,6 +907,9 @@ class _ClipFilter:
             and (self.after_ms is None or (_is_int(timestamp) and timestamp >= self.after_ms))
             and (self.before_ms is None or (_is_int(timestamp) and timestamp <= self.before_ms))
         )
+
+
+_NO_FILTER = _ClipFilter(None, None, private_only=False, after_ms=None, before_ms=None)
 
 
 # --- Answers -------------------------------------------------------------------------------------

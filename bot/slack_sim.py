@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
 import secrets
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, Self, TypeAlias
@@ -23,6 +26,7 @@ MAX_TEXT_LENGTH: Final = 4000
 MAX_BLOCKS: Final = 50
 RESPONSE_URL_USES: Final = 5
 DEFAULT_RETRY_AFTER: Final = 1
+RATE_LIMIT_WINDOW_SECONDS: Final = 60.0  # Slack's tiers count calls per minute
 DEFAULT_SCOPES: Final = frozenset(
     {
         "commands",
@@ -149,6 +153,7 @@ class _Failure:
     delay: float
     channel: str | None
     ts: str | None
+    probability: float = 1.0
 
     def matches(self, method: str, args: Json) -> bool:
         if method != self.method:
@@ -208,8 +213,19 @@ class SlackSimulator:
         bot_id: str = "B0BOT",
         channels: Mapping[str, ChannelSpec] | None = None,
         scopes: Iterable[str] = DEFAULT_SCOPES,
+        seed: int | None = None,
+        rate_limits: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Describe the workspace; nothing listens until `start()`."""
+        """Describe the workspace; nothing listens until `start()`.
+
+        `seed` seeds the random generator that failures with a `probability` draw from.
+        `rate_limits` (off by default) caps methods at that many calls a minute in this
+        workspace, e.g. `{"chat.update": 50}` for Tier 3: over it, a call answers 429 with
+        `Retry-After`, as Slack does. The minute slides, on `clock`; refused calls do not count.
+        """
+        if rate_limits is not None and any(limit < 1 for limit in rate_limits.values()):
+            raise ValueError("a rate limit allows at least one call a minute")
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
@@ -239,6 +255,10 @@ class SlackSimulator:
             "conversations.replies": _Method(self._conversations_replies),
         }
         self._failures: list[_Failure] = []
+        self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
+        self.rate_limits: dict[str, int] = dict(rate_limits or {})
+        self._clock = clock
+        self._answered: dict[str, deque[float]] = {}  # per limited method: when calls passed
         self._token_revoked = False
         self._last_ts_us = 0
         self._response_url_uses: dict[str, int] = {}
@@ -363,6 +383,7 @@ class SlackSimulator:
         delay: float = 0.0,
         channel: str | None = None,
         ts: str | None = None,
+        probability: float = 1.0,
     ) -> None:
         """Make the next `times` calls of `method` (-1: all until clear_failures()) misbehave.
 
@@ -374,11 +395,16 @@ class SlackSimulator:
         - `delay` holds the answer back that many seconds; with no `error` the call then
           succeeds normally (a slow Slack).
         - `channel` / `ts` limit the failure to calls about that channel / message.
+        - `probability` below 1 spoils each matching call only with that chance, drawn from the
+          fake's seeded random generator; `times` then counts the calls actually spoiled, and a
+          call spared by one failure may still be spoiled by the next one armed.
         """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError("probability is between 0 and 1")
         if error is None and status == 200 and delay == 0:
             error = "ratelimited"
         self._failures.append(
-            _Failure(method, error, status, retry_after, times, delay, channel, ts)
+            _Failure(method, error, status, retry_after, times, delay, channel, ts, probability)
         )
 
     def clear_failures(self) -> None:
@@ -538,6 +564,8 @@ class SlackSimulator:
             await asyncio.sleep(failure.delay)
         if failure is not None and (failure.error is not None or failure.status != 200):
             answer = _failure_answer(failure)
+        elif (retry_after := self._throttle(method)) is not None:
+            answer = _rate_limited_answer("ratelimited", retry_after)
         elif malformed:
             answer = _Answer({"ok": False, "error": "invalid_json"})
         else:
@@ -584,9 +612,25 @@ class SlackSimulator:
         if scope not in self.scopes:
             raise _SlackError("missing_scope", needed=scope, provided=",".join(sorted(self.scopes)))
 
+    def _throttle(self, method: str) -> int | None:
+        """Count a call against its method's limit; seconds to wait when it is over the limit."""
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        now = self._clock()
+        answered = self._answered.setdefault(method, deque())
+        while answered and answered[0] <= now - RATE_LIMIT_WINDOW_SECONDS:
+            answered.popleft()
+        if len(answered) >= limit:
+            return max(1, math.ceil(answered[0] + RATE_LIMIT_WINDOW_SECONDS - now))
+        answered.append(now)
+        return None
+
     def _take_failure(self, method: str, args: Json) -> _Failure | None:
         for failure in self._failures:
             if failure.matches(method, args):
+                if failure.probability < 1.0 and self._rng.random() >= failure.probability:
+                    continue
                 if failure.remaining > 0:
                     failure.remaining -= 1
                     if failure.remaining == 0:
@@ -957,15 +1001,18 @@ async def _read_args(request: web.Request) -> tuple[Json, str | None, bool]:
 
 def _failure_answer(failure: _Failure) -> _Answer:
     if failure.error == "ratelimited" or failure.status == 429:
-        retry_after = failure.retry_after or DEFAULT_RETRY_AFTER
-        return _Answer(
-            {"ok": False, "error": failure.error or "ratelimited"},
-            status=429,
-            headers={"Retry-After": str(retry_after)},
+        return _rate_limited_answer(
+            failure.error or "ratelimited", failure.retry_after or DEFAULT_RETRY_AFTER
         )
     if failure.error is None:
         return _Answer(None, status=failure.status)
     return _Answer({"ok": False, "error": failure.error}, status=failure.status)
+
+
+def _rate_limited_answer(error: str, retry_after: int) -> _Answer:
+    return _Answer(
+        {"ok": False, "error": error}, status=429, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _content(args: Json, *, allow_empty: bool = False) -> tuple[str | None, list[Json] | None]:

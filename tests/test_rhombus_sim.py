@@ -768,6 +768,45 @@ async def test_exchanges_keep_only_the_latest(clock: ManualClock) -> None:
     )
 
 
+async def test_on_request_sees_every_request_as_it_arrives(clock: ManualClock) -> None:
+    """on_request gets each request, even those max_exchanges no longer keeps."""
+    seen: list[tuple[str, float]] = []
+    async with (
+        RhombusSimulator(api_key=API_KEY, clock=clock, max_exchanges=1) as simulator,
+        httpx.AsyncClient(base_url=simulator.url, headers=AUTH) as http,
+    ):
+        simulator.on_request = lambda exchange: seen.append((exchange.path, exchange.at))
+        await http.post(LIST_CLIPS_PATH, json={"pageSize": 1})
+        clock.advance(1)
+        await http.post(CAMERA_STATES_PATH, json={})
+    assert [(LIST_CLIPS_PATH, 0.0), (CAMERA_STATES_PATH, 1.0)] == seen
+
+
+async def test_pages_of_a_large_organisation_list_every_clip_once_newest_first(
+    clock: ManualClock,
+) -> None:
+    """Paging through 450 clips gives each once, newest first, the last page short."""
+    simulator = RhombusSimulator(api_key=API_KEY, clock=clock)
+    for index in range(450):
+        simulator.add_clip(title=f"Clip {index}", script=completes(10), started_ago=index % 7)
+    async with simulator, httpx.AsyncClient(base_url=simulator.url, headers=AUTH) as http:
+        pages: list[list[dict[str, Any]]] = []
+        body: dict[str, Any] = {"pageSize": 200}
+        while True:
+            answer = (await http.post(LIST_CLIPS_PATH, json=body)).json()
+            pages.append(answer["savedClips"])
+            if answer["pageToken"] is None:
+                break
+            body = {"pageSize": 200, "pageToken": answer["pageToken"]}
+    listed = [clip["uuid"] for page in pages for clip in page]
+    created = [clip["createdAtMs"] for page in pages for clip in page]
+    assert ([200, 200, 50], sorted(simulator.clip_uuids)) == (
+        [len(page) for page in pages],
+        sorted(listed),
+    )
+    assert sorted(created, reverse=True) == created
+
+
 # --- Scenarios ------------------------------------------------------------------------------------
 
 

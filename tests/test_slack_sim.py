@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.rhombus_sim import ManualClock
 from bot.slack_sim import SlackSimulator
 from tests.slack_requests import (
     SignatureMode,
@@ -452,6 +454,53 @@ async def test_rate_limit_reaches_the_real_client_as_429_with_retry_after(
     assert expected_statuses == [call.status for call in slack.calls_to("chat.update")]
 
 
+async def test_a_rate_limit_refuses_calls_over_it_until_the_minute_slides() -> None:
+    """rate_limits={"chat.update": 2}: the third edit in a minute gets 429 and Retry-After."""
+    clock = ManualClock(100.0)
+    async with SlackSimulator(rate_limits={"chat.update": 2}, clock=clock) as slack:
+        client = AsyncWebClient(token="xoxb-sim", base_url=slack.api_url)
+        posted = await client.chat_postMessage(channel="C0GENERAL", text="t")
+        edit = {"channel": "C0GENERAL", "ts": posted["ts"], "text": "u"}
+        await client.chat_update(**edit)
+        clock.advance(10)
+        await client.chat_update(**edit)
+        clock.advance(10)
+        refused = await slack_error(client.chat_update(**edit))
+        other_method = await client.chat_postMessage(channel="C0GENERAL", text="t")
+        clock.advance(40.5)  # the first edit is now more than a minute old
+        again = await client.chat_update(**edit)
+        clock.advance(1)
+        refused_again = await slack_error(client.chat_update(**edit))
+
+    expected = (429, "40", "ratelimited", True, True, "9")
+    assert expected == (
+        refused.response.status_code,
+        refused.response.headers["Retry-After"],
+        refused.response["error"],
+        other_method["ok"],
+        again["ok"],
+        refused_again.response.headers["Retry-After"],
+    )
+    expected_statuses = [200, 200, 429, 200, 429]
+    assert expected_statuses == [call.status for call in slack.calls_to("chat.update")]
+
+
+async def test_no_rate_limit_by_default(slack: SlackSimulator, client: AsyncWebClient) -> None:
+    """Without rate_limits, sixty edits in a row all pass."""
+    posted = await client.chat_postMessage(channel="C0GENERAL", text="t")
+
+    for n in range(60):
+        await client.chat_update(channel="C0GENERAL", ts=posted["ts"], text=f"edit {n}")
+
+    assert {200} == {call.status for call in slack.calls_to("chat.update")}
+
+
+def test_a_rate_limit_below_one_call_is_refused() -> None:
+    """rate_limits={"chat.update": 0} is a mistake, said at once."""
+    with pytest.raises(ValueError, match="at least one call"):
+        SlackSimulator(rate_limits={"chat.update": 0})
+
+
 async def test_failures_can_target_a_channel_and_last_until_cleared(
     slack: SlackSimulator, client: AsyncWebClient
 ) -> None:
@@ -491,6 +540,47 @@ async def test_a_delay_slows_the_answer_without_failing_it(
 
     assert response["ok"]
     assert loop.time() - started >= 0.2
+
+
+async def statuses_with_random_failures(seed: int) -> list[int]:
+    """The statuses of 40 auth.test calls to a fake seeded with `seed`, half of them spoiled."""
+    async with SlackSimulator(seed=seed) as slack:
+        slack.fail("auth.test", error="internal_error", status=500, times=-1, probability=0.5)
+        client = AsyncWebClient(token="xoxb-sim", base_url=slack.api_url)
+        for _ in range(40):
+            with contextlib.suppress(SlackApiError):
+                await client.auth_test()
+        return [call.status for call in slack.calls_to("auth.test")]
+
+
+async def test_a_failure_with_a_probability_spoils_some_calls_the_same_for_a_seed() -> None:
+    """fail(probability=0.5) spoils some calls and spares others, the same ones for one seed."""
+    first = await statuses_with_random_failures(seed=7)
+    again = await statuses_with_random_failures(seed=7)
+
+    expected = {200, 500}
+    assert expected == set(first)
+    assert first == again
+
+
+async def test_a_probable_failure_counts_only_the_calls_it_spoiled(
+    slack: SlackSimulator, client: AsyncWebClient
+) -> None:
+    """With a probability, `times` counts spoiled calls: exactly that many fail in the end."""
+    slack.fail("auth.test", error="internal_error", status=500, times=3, probability=0.3)
+
+    for _ in range(60):
+        with contextlib.suppress(SlackApiError):
+            await client.auth_test()
+
+    expected = 3
+    assert expected == sum(1 for call in slack.calls_to("auth.test") if call.status == 500)
+
+
+def test_a_probability_outside_zero_to_one_is_refused(slack: SlackSimulator) -> None:
+    """fail(probability=1.5) is a mistake, said at once."""
+    with pytest.raises(ValueError, match="probability"):
+        slack.fail("auth.test", probability=1.5)
 
 
 async def test_wait_for_times_out_with_a_summary_of_recent_calls(

@@ -1,0 +1,1 @@
+"""Benchmarks and soak tests run on demand, outside the test suite."""
