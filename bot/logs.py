@@ -53,6 +53,16 @@ class _BoltClientWarning(logging.Filter):
         return "'token' will be unused" not in record.getMessage()
 
 
+class _SkippedPoll(logging.Filter):
+    """Drops APScheduler's line for a poll skipped because the last one still runs.
+
+    That is what `max_instances=1` is for; with thousands of clips it would be thousands of lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text") -> None:
     """Send the process's logs to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -61,9 +71,14 @@ def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text"
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(_BoltClientWarning())
+    handler.addFilter(_SkippedPoll())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party loggers are chatty at DEBUG and can print request headers.
     for noisy in ("apscheduler", "httpx", "httpcore", "aiohttp.access", "slack_sdk", "slack_bolt"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # Two lines per poll ("Running job", "executed successfully") would drown the bot's own.
+    logging.getLogger("apscheduler.executors").setLevel(
+        max(logging.WARNING, logging.getLevelName(level))
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from bot.logs import JsonFormatter, TextFormatter
+from bot.logs import JsonFormatter, TextFormatter, configure_logging
 
 CONTEXT = {"tracking": "t1", "team": "T1", "channel": "C1", "clip": "AAAAAAAAAAAAAAAAAAAAAA"}
 
@@ -41,3 +41,24 @@ def test_text_lines_carry_the_ids():
         "WARNING tracking t1: gone [tracking=t1 team=T1 channel=C1 clip=AAAAAAAAAAAAAAAAAAAAAA]"
         == line
     )
+
+
+def test_scheduler_chatter_is_left_out(capsys):
+    """APScheduler's per-poll lines are dropped; the bot's own warnings are kept."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("INFO")
+        logging.getLogger("apscheduler.scheduler").warning(
+            "Execution of job x skipped: maximum number of running instances reached (1)"
+        )
+        logging.getLogger("apscheduler.executors.default").info('Running job "follow x"')
+        logging.getLogger("bot.tracker").warning("tracking t1: gone")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+    written = capsys.readouterr().err
+    assert "tracking t1: gone" in written
+    assert "maximum number of running instances" not in written
+    assert "Running job" not in written
