@@ -52,7 +52,6 @@ class Policy:
     post_restricted_clips: bool = False
     allowed_channels: frozenset[str] = frozenset()
     allowed_users: frozenset[str] = frozenset()
-    console_url: str = "https://console.rhombussystems.com"
 
 
 @dataclass(frozen=True)

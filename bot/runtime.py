@@ -97,7 +97,6 @@ class Bot:
                 post_restricted_clips=settings.post_restricted_clips,
                 allowed_channels=settings.allowed_channel_ids,
                 allowed_users=settings.allowed_user_ids,
-                console_url=settings.console_url,
             ),
         )
         bot = cls(

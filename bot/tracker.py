@@ -566,8 +566,6 @@ class Tracker:
             return {}
 
     def _view(self, tracking: Tracking, clip: Clip | None, cameras: dict[str, str]) -> StatusView:
-        ending = tracking.ending
-        known = ending is not None and ending in Ending.__members__.values()
         return StatusView(
             clip_id=tracking.clip_id,
             clip=clip,
@@ -576,7 +574,8 @@ class Tracker:
             changed_at=int(tracking.changed_at),
             percent=tracking.percent,
             cameras=cameras,
-            ending=Ending(ending) if known and ending is not None else None,
+            # MESSAGE_GONE and UNINSTALLED are stored endings the message never shows.
+            ending=Ending(tracking.ending) if tracking.ending in _SHOWN_ENDINGS else None,
             stopped_by=tracking.stopped_by,
             give_up_minutes=max(1, round(self._settings.give_up_after / 60)),
             notice=tracking.notice,
@@ -659,6 +658,9 @@ class Tracker:
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
         return self._scheduler.get_job(_job_id(tracking_id)) is not None
+
+
+_SHOWN_ENDINGS = frozenset(ending.value for ending in Ending)
 
 
 def _context(tracking: Tracking) -> dict[str, str | None]:
