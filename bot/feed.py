@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from bot.rhombus import RejectedError, UnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
+# Pages a refresh may read: at least this many, and twice what the followed clips fill, since
+# clips nobody follows sit between them.
+MIN_PAGES = 25
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,18 @@ class ClipFeed:
     """Answers "what is clip X now?" for every polling job with as few Rhombus calls as possible.
 
     With few clips followed, each question is one `getClipWithProgress`. From `batch_from` clips
-    on, the first question of a round fetches `getClipsWithProgress` pages (200 clips a call,
-    newest first) until every followed clip was seen, and the round's other questions are
-    answered from that; a clip the pages did not return falls back to its own call.
+    on, `getClipsWithProgress` pages (200 clips a call, newest first) are read until every
+    followed clip was seen, and the questions are answered from them:
+
+    - a clip seen less than `max_age` ago is answered at once;
+    - an older one is answered at once too, with what the last refresh saw, while a new refresh
+      runs in the background (one at a time): polls never queue behind pages, and a clip is at
+      most one refresh old;
+    - a clip never seen waits for the refresh under way; one the pages did not return (deleted,
+      or further back than a refresh reads) falls back to its own call.
+
+    When a refresh fails, older answers are not served: questions wait for the next refresh and
+    get its error, so every poll learns that Rhombus is in trouble.
     """
 
     def __init__(
@@ -41,18 +56,20 @@ class ClipFeed:
         *,
         max_age: float,
         batch_from: int = 5,
-        max_pages: int = 25,
+        min_pages: int = MIN_PAGES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rhombus = rhombus
         self._max_age = max_age
         self._batch_from = batch_from
-        self._max_pages = max_pages
+        self._min_pages = min_pages
         self._clock = clock
         self._followed: dict[str, int | None] = {}  # clip id -> createdAtMs, when known
         self._followers: Counter[str] = Counter()  # one clip may be followed in several channels
         self._snapshots: dict[str, _Snapshot] = {}
+        self._missed: set[str] = set()  # followed clips the last complete refresh did not return
         self._refreshing: asyncio.Task[None] | None = None
+        self._failed = False  # whether the last refresh ended in an error
         self.page_calls = 0
         self.single_calls = 0
 
@@ -68,44 +85,65 @@ class ClipFeed:
             del self._followers[clip_id]
             self._followed.pop(clip_id, None)
             self._snapshots.pop(clip_id, None)
+            self._missed.discard(clip_id)
 
     @property
     def live(self) -> int:
         """How many distinct clips are followed."""
         return len(self._followed)
 
+    @property
+    def max_pages(self) -> int:
+        """How many pages one refresh may read for the clips followed now."""
+        return max(self._min_pages, 2 * math.ceil(len(self._followed) / PAGE_SIZE))
+
     async def get(self, clip_id: str) -> Clip:
-        """The clip as Rhombus reports it now (at most `max_age` seconds old)."""
-        if (fresh := self._fresh(clip_id)) is not None:
-            return fresh
+        """The clip as Rhombus reports it: at most `max_age` old, or one refresh old."""
+        snapshot = self._snapshots.get(clip_id)
+        if snapshot is not None and self._clock() - snapshot.at < self._max_age:
+            return snapshot.clip
         if len(self._followed) >= self._batch_from and clip_id in self._followed:
-            await self._refresh()
-            if (fresh := self._fresh(clip_id)) is not None:
-                return fresh
+            refresh = self._refresh()
+            if snapshot is None or self._failed:
+                started = self._clock()
+                await asyncio.shield(refresh)
+                snapshot = self._snapshots.get(clip_id)
+                if snapshot is not None and snapshot.at >= started:
+                    return snapshot.clip
+            elif clip_id not in self._missed:
+                return snapshot.clip  # the refresh under way brings the next one
         self.single_calls += 1
         clip = await self._rhombus.get_clip(clip_id)
         if clip_id in self._followed:
             self._snapshots[clip_id] = _Snapshot(clip, self._clock())
         return clip
 
-    def _fresh(self, clip_id: str) -> Clip | None:
-        snapshot = self._snapshots.get(clip_id)
-        if snapshot is not None and self._clock() - snapshot.at < self._max_age:
-            return snapshot.clip
-        return None
-
-    async def _refresh(self) -> None:
-        # One refresh at a time: every job asking meanwhile waits for the same pages.
+    def _refresh(self) -> asyncio.Task[None]:
+        """The refresh under way, or a new one."""
         if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.create_task(self._fetch_pages())
-        await asyncio.shield(self._refreshing)
+            self._refreshing = asyncio.create_task(self._fetch_pages(), name="clip-feed")
+            self._refreshing.add_done_callback(_retrieve)
+        return self._refreshing
 
     async def _fetch_pages(self) -> None:
+        try:
+            await self._read_pages()
+        except RejectedError as error:
+            # `error: true` for a page says nothing about any one clip: not a reason to believe
+            # every followed clip gone.
+            self._failed = True
+            raise UnavailableError(f"Rhombus refused a page of clips: {error}") from error
+        except BaseException:
+            self._failed = True
+            raise
+        self._failed = False
+
+    async def _read_pages(self) -> None:
         wanted = set(self._followed)
         known = [created for created in self._followed.values() if created is not None]
         oldest = min(known) if len(known) == len(self._followed) else None
         token: str | None = None
-        for _ in range(self._max_pages):
+        for _ in range(self.max_pages):
             page = await self._rhombus.get_clips_page(page_size=PAGE_SIZE, page_token=token)
             self.page_calls += 1
             now = self._clock()
@@ -117,5 +155,12 @@ class ClipFeed:
             # Newest first: past the oldest followed clip, later pages cannot hold any of them.
             past_oldest = oldest is not None and last is not None and last < oldest
             if not wanted or page.next_page_token is None or past_oldest:
-                return
+                break
             token = page.next_page_token
+        self._missed = wanted & self._followed.keys()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Read a refresh's outcome, so an error nobody waited for is not reported as lost."""
+    if not task.cancelled():
+        task.exception()

@@ -161,16 +161,13 @@ class Store:
 
     async def save(self, tracking: Tracking) -> None:
         """Write every field of the tracking, unless it was finished meanwhile elsewhere."""
-        async with self._sessions.begin() as session:
-            stored = await session.get(Tracking, tracking.id, with_for_update=True)
-            if (
-                stored is not None
-                and stored.state == TrackingState.FINISHED
-                and tracking.state != TrackingState.FINISHED
-            ):
-                # E.g. the workspace's install went away during this poll: stay finished.
-                return
-            await session.merge(tracking)
+        values = {column.key: getattr(tracking, column.key) for column in _COLUMNS}
+        statement = update(Tracking).where(Tracking.id == tracking.id)
+        if tracking.state != TrackingState.FINISHED:
+            # E.g. the workspace's install went away during this poll: stay finished.
+            statement = statement.where(Tracking.state != TrackingState.FINISHED)
+        async with self._engine.begin() as connection:
+            await connection.execute(statement.values(values))
 
     async def delete(self, tracking_id: str) -> None:
         """Forget a tracking (its status message was never posted)."""
@@ -231,6 +228,9 @@ class Store:
                 .values(state=TrackingState.FINISHED, ending=ending, finished_at=now)
             )
         return ids
+
+
+_COLUMNS = tuple(column for column in Tracking.__table__.columns if column.key != "id")
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -8,7 +8,7 @@ import functools
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,11 @@ MAX_SLACK_BACKOFF_SECONDS = 60.0
 STALL_FACTOR = 1.5
 # Answers of `error: true` in a row, while following, before the clip counts as gone.
 REJECTIONS_BEFORE_NOT_FOUND = 3
+# A live message is edited when the bar fills one more of its ten segments, not at every percent:
+# a workspace's edits are few (Slack allows about 50 a minute), and many messages share them.
+EDIT_STEP_PERCENT = 10
+# Resumed jobs are added in slices, letting the loop run (and the first polls start) in between.
+RESUME_SLICE = 200
 # Message metadata marking the bot's status messages, so a restart can find one it lost.
 METADATA_EVENT = "rhombus_clip_followed"
 # How far Slack's clock may be ahead of ours when looking for a just-posted message.
@@ -80,6 +85,25 @@ class AlreadyFollowing:
     tracking: Tracking
 
 
+@dataclass(eq=False)
+class _Live:
+    """A followed tracking in memory, where its polls read and write it.
+
+    The row is the same object the database holds a copy of; it is written whenever what the
+    message shows changes, and a restart resumes from it. `seen` and `percent` are the clip as
+    last observed, which may be ahead of what the message shows (`shown`).
+    """
+
+    tracking: Tracking
+    shown: Clip | None
+    seen: Clip | None
+    percent: int | None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failures: int = 0  # failed polls in a row, for backoff
+    rejections: int = 0  # `error: true` answers in a row
+    stalls: int = 0  # polls in a row without progress: stalled clips are polled less often
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     """How often to poll and when to give up."""
@@ -109,17 +133,11 @@ class Tracker:
         self._rhombus = rhombus
         self._feed = feed
         self._slack = slack
-        self._clip_of: dict[str, str] = {}  # tracking id -> clip id, for the feed
-        # Polls in a row without progress, per tracking: stalled clips are polled less often.
-        self._stalls: dict[str, int] = {}
         self._scheduler = scheduler
         self._settings = settings
         self._clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
-        # Consecutive failed Rhombus polls per tracking, for backoff (memory only: a restart
-        # simply starts polling at the normal pace again).
-        self._failures: dict[str, int] = {}
-        self._rejections: dict[str, int] = {}  # `error: true` answers in a row, per tracking
+        # Every tracking with a polling job; its polls touch the database only on change.
+        self._live: dict[str, _Live] = {}
         # Every edit of a workspace's messages goes through that workspace's queue and budget.
         self._edit_queues: dict[str, EditQueue] = {}
         # Consecutive transient Slack failures per workspace, for backoff.
@@ -132,17 +150,22 @@ class Tracker:
 
     async def resume(self) -> int:
         """Schedule a job for every unfinished tracking in the database; how many were resumed."""
-        trackings = await self._store.unfinished()
-        resumed = 0
+        trackings = [
+            tracking
+            for tracking in await self._store.unfinished()
+            if tracking.state != TrackingState.POSTING or await self._recover(tracking)
+        ]
+        # Spread the first polls evenly over one interval from now, so a restart is not a burst
+        # of calls; the loop runs between slices, so polls start on time while the rest is added.
+        start = datetime.now(UTC)
+        step = self._settings.poll_interval / max(1, len(trackings))
         for index, tracking in enumerate(trackings):
-            if tracking.state == TrackingState.POSTING and not await self._recover(tracking):
-                continue
-            # Spread the first polls over one interval so a restart is not a burst of calls.
-            delay = self._settings.poll_interval * index / max(1, len(trackings))
-            self._schedule(tracking, delay)
-            resumed += 1
-        logger.info("resumed %d tracking(s)", resumed)
-        return resumed
+            self._adopt(tracking, _load(tracking.clip))
+            self._schedule(tracking.id, start + timedelta(seconds=step * index))
+            if index % RESUME_SLICE == RESUME_SLICE - 1:
+                await asyncio.sleep(0)
+        logger.info("resumed %d tracking(s)", len(trackings))
+        return len(trackings)
 
     @contextlib.asynccontextmanager
     async def working(self) -> AsyncIterator[None]:
@@ -305,7 +328,8 @@ class Tracker:
             extra=_context(tracking),
         )
         if tracking.state == TrackingState.FOLLOWING:
-            self._schedule(tracking, self._settings.poll_interval)
+            self._adopt(tracking, clip)
+            self._schedule(tracking.id, _after(self._settings.poll_interval))
         return tracking
 
     async def permalink(self, tracking: Tracking) -> str | None:
@@ -331,97 +355,114 @@ class Tracker:
 
     async def refresh(self, tracking_id: str) -> bool:
         """Poll now instead of at the next interval; False when the clip is no longer followed."""
-        tracking = await self._store.get(tracking_id)
-        if tracking is None or tracking.state != TrackingState.FOLLOWING:
+        live = self._live.get(tracking_id)
+        if live is None or live.tracking.state != TrackingState.FOLLOWING:
             return False
-        self._stalls.pop(tracking_id, None)
-        self._schedule(tracking, 0.0)
+        live.stalls = 0
+        self._schedule(tracking_id, _after(0.0))
         return True
 
     async def stop(self, tracking_id: str, user_id: str) -> bool:
         """Stop following at someone's request; False when it had already stopped."""
-        async with self.working(), self._lock(tracking_id):
-            tracking = await self._store.get(tracking_id)
-            if tracking is None or tracking.state != TrackingState.FOLLOWING:
+        live = self._live.get(tracking_id)
+        if live is None:
+            return False
+        async with self.working(), live.lock:
+            tracking = live.tracking
+            if tracking.state != TrackingState.FOLLOWING:
                 return False
             tracking.ending = Ending.STOPPED
             tracking.stopped_by = user_id
             tracking.changed_at = self._clock()
-            await self._store.save(tracking)
-            await self._deliver(tracking, _load(tracking.clip))
+            await self._deliver(live)
         return True
 
     # --- The job --------------------------------------------------------------------------------
 
     async def poll(self, tracking_id: str) -> None:
         """One round for one tracking: ask Rhombus, edit the message if what it shows changed."""
-        async with self.working(), self._lock(tracking_id):
-            tracking = await self._store.get(tracking_id)
-            if tracking is None or tracking.state != TrackingState.FOLLOWING:
-                self._unschedule(tracking_id)
+        live = self._live.get(tracking_id)
+        if live is None:
+            self._unschedule(tracking_id)
+            return
+        async with self.working(), live.lock:
+            if live.tracking.state != TrackingState.FOLLOWING:
                 return
-            clip = await self._observe(tracking) if tracking.ending is None else None
-            await self._deliver(tracking, clip or _load(tracking.clip))
+            if live.tracking.ending is None and not await self._observe(live):
+                return  # nothing the message shows has changed: no render, no write
+            await self._deliver(live)
 
-    async def _observe(self, tracking: Tracking) -> Clip | None:
-        """Ask Rhombus for the clip and fold the answer into the tracking."""
+    async def _observe(self, live: _Live) -> bool:
+        """Ask Rhombus for the clip and fold the answer in; whether the message must change."""
+        tracking = live.tracking
         now = self._clock()
         try:
             clip = await self._feed.get(tracking.clip_id)
         except RejectedError as error:
             # A clip seen a moment ago that Rhombus now refuses is most likely deleted, but
             # Rhombus also answers `error: true` for passing trouble: believe it a few times over.
-            self._back_off(tracking.id, error)
-            rejections = self._rejections[tracking.id] = self._rejections.get(tracking.id, 0) + 1
-            if rejections < REJECTIONS_BEFORE_NOT_FOUND:
-                tracking.notice = f"Rhombus answered: {error}; retrying"[:500]
-                return None
+            self._back_off(live, error)
+            live.rejections += 1
+            if live.rejections < REJECTIONS_BEFORE_NOT_FOUND:
+                return _set_notice(tracking, f"Rhombus answered: {error}; retrying"[:500])
             tracking.ending = Ending.NOT_FOUND
             tracking.notice = str(error)[:500]
             tracking.changed_at = now
-            return None
+            return True
         except RhombusError as error:
             logger.warning(
                 "tracking %s: Rhombus call failed: %s", tracking.id, error, extra=_context(tracking)
             )
-            self._back_off(tracking.id, error)
-            tracking.notice = UNREACHABLE_NOTICE
+            self._back_off(live, error)
+            changed = _set_notice(tracking, UNREACHABLE_NOTICE)
             if now - (tracking.reached_at or tracking.started_at) > self._settings.give_up_after:
                 tracking.ending = Ending.UNREACHABLE
                 tracking.changed_at = now
-            return None
+                return True
+            return changed
 
-        self._failures.pop(tracking.id, None)
-        self._rejections.pop(tracking.id, None)
-        previous = _load(tracking.clip)
+        live.failures = live.rejections = 0
         tracking.reached_at = now
-        tracking.notice = None
-        percent = clip.percent
+        changed = _set_notice(tracking, None)
+        seen, percent = live.seen, clip.percent
         if (
-            previous is not None
+            seen is not None
             and percent is not None
-            and tracking.percent is not None
-            and previous.status == clip.status
-            and previous.current_operation == clip.current_operation
+            and live.percent is not None
+            and seen.status == clip.status
+            and seen.current_operation == clip.current_operation
         ):
             # Within one operation the bar only moves forward, whatever Rhombus reports.
-            percent = max(percent, tracking.percent)
-        progressed = previous is None or _progress_key(previous, tracking.percent) != _progress_key(
+            percent = max(percent, live.percent)
+        progressed = seen is None or _progress_key(seen, live.percent) != _progress_key(
             clip, percent
         )
         if progressed:
-            tracking.changed_at = now
             tracking.progress_at = now
-        self._pace(tracking.id, progressed=progressed)
-        tracking.percent = percent
+        self._pace(live, progressed=progressed)
+        live.seen, live.percent = clip, percent
+        ending = _ending_of(clip)
+        if ending is None and now - tracking.progress_at > self._settings.give_up_after:
+            ending = Ending.GAVE_UP
+        shown = live.shown
+        if not (
+            changed
+            or ending is not None
+            or shown is None
+            or _step(percent) != _step(tracking.percent)
+            or not _same_besides_progress(shown, clip)
+        ):
+            return False
+        live.shown = clip
         tracking.clip = _dump(clip)
-        tracking.ending = _ending_of(clip)
-        if tracking.ending is None and now - tracking.progress_at > self._settings.give_up_after:
-            tracking.ending = Ending.GAVE_UP
-        return clip
+        tracking.percent = percent
+        tracking.ending = ending
+        tracking.changed_at = now
+        return True
 
-    async def _deliver(self, tracking: Tracking, clip: Clip | None) -> None:
+    async def _deliver(self, live: _Live) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
+        tracking, clip = live.tracking, live.shown
         message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
         await self._store.save(tracking)  # what was seen is kept, whatever becomes of the edit
         if message.fingerprint != tracking.fingerprint:
@@ -433,15 +474,18 @@ class Tracker:
                 final=final,
             )
         elif tracking.ending is not None:
-            await self._finish(tracking)
+            await self._finish(live)
 
     async def _send_edit(
         self, tracking_id: str, message: RenderedMessage, *, final: bool
     ) -> float | None:
         """Edit the message (from the workspace's queue); seconds to pause the workspace, if any."""
-        async with self.working(), self._lock(tracking_id):
-            tracking = await self._store.get(tracking_id)
-            if tracking is None or tracking.state != TrackingState.FOLLOWING:
+        live = self._live.get(tracking_id)
+        if live is None:
+            return None
+        async with self.working(), live.lock:
+            tracking = live.tracking
+            if tracking.state != TrackingState.FOLLOWING:
                 return None
             try:
                 await self._slack.chat_update(
@@ -457,12 +501,12 @@ class Tracker:
             await self._store.save(tracking)
             # Only the edit that shows the end finishes; an older one still in flight does not.
             if final and tracking.ending is not None:
-                await self._finish(tracking)
+                await self._finish(live)
         return None
 
-    async def _finish(self, tracking: Tracking) -> None:
+    async def _finish(self, live: _Live) -> None:
         """The end is shown: announce it in the thread (at most once) and stop following."""
-        clip = _load(tracking.clip)
+        tracking, clip = live.tracking, live.shown
         reply = (
             None
             if tracking.final_reply_sent
@@ -531,9 +575,12 @@ class Tracker:
                 code,
                 extra=_context(tracking),
             )
-            for tracking_id in await self._store.finish_team(
-                tracking.team_id, UNINSTALLED, self._clock()
-            ):
+            now = self._clock()
+            for tracking_id in await self._store.finish_team(tracking.team_id, UNINSTALLED, now):
+                if (live := self._live.get(tracking_id)) is not None:
+                    live.tracking.state = TrackingState.FINISHED
+                    live.tracking.ending = UNINSTALLED
+                    live.tracking.finished_at = now
                 self._unschedule(tracking_id)
         else:
             # Transient (rate limit, Slack outage): the next round sends the newest state.
@@ -584,12 +631,15 @@ class Tracker:
 
     # --- Scheduling -----------------------------------------------------------------------------
 
-    def _schedule(self, tracking: Tracking, delay: float) -> None:
-        tracking_id = tracking.id
-        if tracking_id not in self._clip_of:
-            self._clip_of[tracking_id] = tracking.clip_id
-            clip = _load(tracking.clip)
+    def _adopt(self, tracking: Tracking, clip: Clip | None) -> None:
+        """Keep a following tracking in memory, and its clip in the feed."""
+        if tracking.id not in self._live:
+            self._live[tracking.id] = _Live(
+                tracking, shown=clip, seen=clip, percent=tracking.percent
+            )
             self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
+
+    def _schedule(self, tracking_id: str, at: datetime) -> None:
         interval = self._settings.poll_interval
         self._scheduler.add_job(
             self.poll,
@@ -601,25 +651,23 @@ class Tracker:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=max(1, round(interval)),
-            next_run_time=datetime.now(UTC) + timedelta(seconds=delay + random.uniform(0, 0.1)),  # noqa: S311
+            next_run_time=at,
         )
 
-    def _pace(self, tracking_id: str, *, progressed: bool) -> None:
+    def _pace(self, live: _Live, *, progressed: bool) -> None:
         """Poll a progressing clip every interval; a stalled one less and less often, capped."""
         if progressed:
-            if self._stalls.pop(tracking_id, 0) == 0:
+            if live.stalls == 0:
                 return
+            live.stalls = 0
             delay = self._settings.poll_interval
         else:
-            stalls = self._stalls[tracking_id] = self._stalls.get(tracking_id, 0) + 1
+            live.stalls += 1
             delay = min(
                 max(self._settings.poll_interval, self._settings.max_poll_interval),
-                self._settings.poll_interval * STALL_FACTOR ** min(stalls, 32),
+                self._settings.poll_interval * STALL_FACTOR ** min(live.stalls, 32),
             )
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.modify_job(
-                _job_id(tracking_id), next_run_time=datetime.now(UTC) + timedelta(seconds=delay)
-            )
+        self._reschedule(live.tracking.id, delay)
 
     def _edits(self, team_id: str) -> EditQueue:
         queue = self._edit_queues.get(team_id)
@@ -627,14 +675,16 @@ class Tracker:
             queue = self._edit_queues[team_id] = EditQueue(team_id, self._settings.edits_per_minute)
         return queue
 
-    def _back_off(self, tracking_id: str, error: RhombusError) -> None:
+    def _back_off(self, live: _Live, error: RhombusError) -> None:
         """Poll a failing clip less often: exponential, capped, with jitter; Retry-After wins."""
-        failures = self._failures[tracking_id] = self._failures.get(tracking_id, 0) + 1
-        interval = self._settings.poll_interval
-        delay = min(MAX_BACKOFF_SECONDS, interval * 2 ** min(failures, 16))
+        live.failures += 1
+        delay = min(MAX_BACKOFF_SECONDS, self._settings.poll_interval * 2 ** min(live.failures, 16))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311  # spreading load, not cryptography
         if isinstance(error, RateLimitedError):
             delay = max(delay, error.retry_after)
+        self._reschedule(live.tracking.id, delay)
+
+    def _reschedule(self, tracking_id: str, delay: float) -> None:
         with contextlib.suppress(JobLookupError):
             self._scheduler.modify_job(
                 _job_id(tracking_id), next_run_time=datetime.now(UTC) + timedelta(seconds=delay)
@@ -643,17 +693,10 @@ class Tracker:
     def _unschedule(self, tracking_id: str) -> None:
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(_job_id(tracking_id))
-        self._locks.pop(tracking_id, None)
         for queue in self._edit_queues.values():
             queue.discard(tracking_id)
-        self._failures.pop(tracking_id, None)
-        self._rejections.pop(tracking_id, None)
-        self._stalls.pop(tracking_id, None)
-        if (clip_id := self._clip_of.pop(tracking_id, None)) is not None:
-            self._feed.unfollow(clip_id)
-
-    def _lock(self, tracking_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(tracking_id, asyncio.Lock())
+        if (live := self._live.pop(tracking_id, None)) is not None:
+            self._feed.unfollow(live.tracking.clip_id)
 
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
@@ -675,6 +718,33 @@ def _context(tracking: Tracking) -> dict[str, str | None]:
 
 def _job_id(tracking_id: str) -> str:
     return f"tracking:{tracking_id}"
+
+
+def _after(seconds: float) -> datetime:
+    """A moment `seconds` from now, with a little jitter so jobs asked together spread out."""
+    return datetime.now(UTC) + timedelta(seconds=seconds + random.uniform(0, 0.1))  # noqa: S311
+
+
+def _set_notice(tracking: Tracking, notice: str | None) -> bool:
+    """Set the line about trouble shown under the status; whether it changed."""
+    if tracking.notice == notice:
+        return False
+    tracking.notice = notice
+    return True
+
+
+# What Rhombus changes as a clip merely progresses; any other field is worth an edit at once.
+_PROGRESS_FIELDS = frozenset({"percent_complete", "last_updated_sec"})
+_SHOWN_FIELDS = tuple(name for name in Clip.model_fields if name not in _PROGRESS_FIELDS)
+
+
+def _same_besides_progress(shown: Clip, seen: Clip) -> bool:
+    return all(getattr(shown, name) == getattr(seen, name) for name in _SHOWN_FIELDS)
+
+
+def _step(percent: int | None) -> int | None:
+    """The bar segment a percentage fills up to."""
+    return None if percent is None else percent // EDIT_STEP_PERCENT
 
 
 def _dump(clip: Clip) -> dict[str, Any]:

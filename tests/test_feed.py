@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bot.feed import ClipFeed
-from bot.rhombus import RhombusClient
-from bot.rhombus_sim import stays
+from bot.rhombus import RhombusClient, UnavailableError
+from bot.rhombus_sim import Fault, ManualClock, stays
 from tests.conftest import RHOMBUS_KEY
 from tests.test_follow import CLIP, clip_command, status_messages
 
@@ -40,18 +42,87 @@ async def test_a_round_over_450_live_clips_costs_three_calls(rhombus):
 
 
 async def test_clips_the_pages_miss_fall_back_to_their_own_call(rhombus):
-    """With the page budget spent, the clips not seen are fetched one by one."""
+    """Followed clips further back than a refresh reads are fetched one by one."""
     ids = _add_live_clips(rhombus, 250)
+    for n in range(800):  # newer clips nobody follows fill the pages a refresh may read
+        rhombus.add_clip(f"Other{n:05d}{'y' * 12}", script=stays("UPLOADING", "Uploading", 5))
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=60, max_pages=1)
+        feed = ClipFeed(client, max_age=60, min_pages=1)
         for clip_id in ids:
             feed.follow(clip_id, None)
 
         clips = await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
 
     assert set(ids) == {clip.uuid for clip in clips}
-    assert 1 == rhombus.calls[PAGES]
-    assert 50 == rhombus.calls[ONE]
+    assert 4 == feed.max_pages == rhombus.calls[PAGES]  # twice the two pages 250 clips fill
+    assert 250 == rhombus.calls[ONE]
+
+
+async def test_a_refresh_reads_as_many_pages_as_the_followed_clips_need(rhombus):
+    """1,200 followed clips among others: six pages of them, and no clip asked for alone."""
+    ids = []
+    for n in range(1200):
+        ids.append(
+            rhombus.add_clip(f"Live{n:05d}{'x' * 13}", script=stays("UPLOADING", "Up", n % 100))
+        )
+        if n % 3 == 0:
+            rhombus.add_clip(f"Other{n:05d}{'y' * 12}", script=stays("UPLOADING", "Up", 5))
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = ClipFeed(client, max_age=60, min_pages=1)
+        for clip_id in ids:
+            feed.follow(clip_id, None)
+
+        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+
+    assert 8 == rhombus.calls[PAGES]  # 1,600 clips on 200-clip pages
+    assert 0 == rhombus.calls[ONE]
+
+
+async def test_an_old_answer_is_given_at_once_while_a_refresh_runs(rhombus):
+    """Past max_age a poll gets the last refresh's answer without waiting for the next."""
+    clock = ManualClock()
+    ids = _add_live_clips(rhombus, 10)
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = ClipFeed(client, max_age=5, clock=clock)
+        for clip_id in ids:
+            feed.follow(clip_id, None)
+        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        rhombus.set_clip(ids[0], percentComplete=99)
+        rhombus.inject(Fault("slow", path=PAGES, delay=30.0))
+        clock.advance(6)
+
+        old = await asyncio.wait_for(feed.get(ids[0]), 10)
+
+        assert 0 == old.percent  # what the first refresh saw, while the second one waits
+        for _ in range(200):  # the second refresh reaches Rhombus, and is held there
+            if rhombus.calls[PAGES] == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert 2 == rhombus.calls[PAGES]
+        rhombus.clear_faults()
+
+
+async def test_a_failed_refresh_is_reported_not_hidden_behind_old_answers(rhombus):
+    """Once a refresh fails, polls get the error of the next one; `error: true` is no verdict."""
+    clock = ManualClock()
+    ids = _add_live_clips(rhombus, 10)
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = ClipFeed(client, max_age=5, clock=clock)
+        for clip_id in ids:
+            feed.follow(clip_id, None)
+        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        rhombus.inject(Fault("error_body", path=PAGES, times=2))
+        clock.advance(6)
+        await feed.get(ids[0])  # served from before; starts the refresh that fails
+        await asyncio.sleep(0.2)
+
+        with pytest.raises(UnavailableError, match="refused a page"):
+            await feed.get(ids[1])
+        clock.advance(6)
+        clip = await feed.get(ids[2])  # the next refresh succeeds
+
+    assert ids[2] == clip.uuid
+    assert 0 == rhombus.calls[ONE]
 
 
 async def test_few_clips_are_asked_one_by_one(rhombus):

@@ -125,6 +125,30 @@ async def test_percentage_never_moves_backwards(bot, slack, rhombus):
     assert [] == slack.calls_to("chat.update")
 
 
+async def test_a_live_message_is_edited_when_its_bar_fills_another_segment(bot, slack, rhombus):
+    """Percent moves within one tenth of the bar wait; a new segment or operation is shown."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 20))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    one = "/api/event/getClipWithProgress"
+
+    rhombus.set_clip(CLIP, percentComplete=27)
+    polls = rhombus.calls[one]
+    await wait_until(lambda: rhombus.calls[one] >= polls + 3)
+    assert [] == slack.calls_to("chat.update")
+    assert "20%" in message.text
+
+    rhombus.set_clip(CLIP, percentComplete=31)
+    await slack.wait_for(lambda _: "31%" in message.text)
+    rhombus.set_clip(
+        CLIP, status="RENDERING", currentOperation="Processing video", percentComplete=2
+    )
+    await slack.wait_for(lambda _: "Rendering 2%" in message.text)
+
+    assert 2 == len(slack.calls_to("chat.update"))
+
+
 async def test_help_and_empty_command_answer_only_the_user(bot, slack):
     """`/clip` and `/clip help` answer with usage, ephemerally, and post nothing."""
     await clip_command(bot, slack, "")

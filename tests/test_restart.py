@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,8 @@ import httpx
 import pytest
 
 from bot.rhombus_sim import completes
-from bot.store import Store, TrackingState
+from bot.runtime import Bot
+from bot.store import Store, Tracking, TrackingState
 from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
 from tests.slack_requests import post, slash_command
 
@@ -410,3 +413,42 @@ async def finished(database_url: str, message: Message, bots: BotProcesses) -> N
             await asyncio.sleep(0.05)
     finally:
         await store.close()
+
+
+async def test_a_restart_spreads_the_first_polls_over_one_interval(make_settings):
+    """1,000 stored trackings: their first polls are evenly spaced from the start, none at once."""
+    settings = make_settings(poll_interval_seconds=30)
+    store = Store(settings.async_database_url)
+    await store.open()
+    now = time.time()
+    for n in range(1000):
+        await store.add(
+            Tracking(
+                id=Tracking.new_id(),
+                team_id="T0SIM",
+                channel_id="C0GENERAL",
+                message_ts=f"{now - 3600 + n}.000100",
+                clip_id=f"Stored{n:05d}{'z' * 11}",
+                requester_id="U0ALICE",
+                state=TrackingState.FOLLOWING,
+                final_reply_sent=False,
+                started_at=now,
+                changed_at=now,
+                progress_at=now,
+            )
+        )
+    await store.close()
+
+    started = datetime.now(UTC)
+    bot = await Bot.start(settings)
+    try:
+        jobs = bot.scheduler.get_jobs()
+        firsts = sorted(job.next_run_time for job in jobs)
+    finally:
+        await bot.stop()
+
+    assert 1000 == len(jobs)
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(firsts)]
+    assert firsts[0] >= started
+    assert (firsts[-1] - firsts[0]).total_seconds() == pytest.approx(30 * 999 / 1000, abs=0.01)
+    assert max(gaps) == pytest.approx(0.03, abs=0.001)  # 30 s / 1,000, one after the other
