@@ -105,10 +105,10 @@ class ClipFeed:
         if len(self._followed) >= self._batch_from and clip_id in self._followed:
             refresh = self._refresh()
             if snapshot is None or self._failed:
-                started = self._clock()
+                before = snapshot.at if snapshot is not None else -math.inf
                 await asyncio.shield(refresh)
                 snapshot = self._snapshots.get(clip_id)
-                if snapshot is not None and snapshot.at >= started:
+                if snapshot is not None and snapshot.at > before:
                     return snapshot.clip
             elif clip_id not in self._missed:
                 return snapshot.clip  # the refresh under way brings the next one
