@@ -325,10 +325,16 @@ def _inline(text: str) -> str:
 
 
 def build_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
-    """A Bolt app using `client` for Slack calls; signing_secret None means Socket Mode."""
+    """A Bolt app using `client` for Slack calls; signing_secret None means Socket Mode.
+
+    In HTTP mode the endpoint answers commands and clicks itself, so Bolt runs each listener
+    to its end before returning: shutdown can then wait for it.
+    """
+    http_mode = signing_secret is not None
     return AsyncApp(
         client=client,
         signing_secret=signing_secret or "",
-        request_verification_enabled=signing_secret is not None,
+        request_verification_enabled=http_mode,
+        process_before_response=http_mode,
         raise_error_for_unhandled_request=False,
     )

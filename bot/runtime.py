@@ -18,6 +18,12 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.payload_utils import (
+    is_block_actions,
+    is_message_shortcut,
+    is_slash_command,
+)
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Policy, build_app, register_listeners
@@ -49,10 +55,12 @@ class Bot:
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
+    verifier: SignatureVerifier | None = None
     runner: web.AppRunner | None = None
     socket_mode: AsyncSocketModeHandler | None = None
     port: int = 0
     _stopped: bool = field(default=False, repr=False)
+    _dispatches: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Self:
@@ -107,6 +115,7 @@ class Bot:
             scheduler=scheduler,
             tracker=tracker,
             app=app,
+            verifier=None if signing_secret is None else SignatureVerifier(signing_secret),
         )
         runner = bot.runner = web.AppRunner(bot._web_app(), access_log=None)
         await runner.setup()
@@ -127,18 +136,24 @@ class Bot:
         )
         return bot
 
-    async def stop(self) -> None:
-        """Stop taking requests, let edits under way finish, then close everything in reverse."""
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop taking requests, give work under way `grace` seconds, then close in reverse.
+
+        Acknowledged commands and clicks still being handled finish first; what is left of them
+        when the grace runs out is cancelled. Edits under way get the rest of the grace.
+        """
         if self._stopped:
             return
         self._stopped = True
         logger.info("shutting down")
+        deadline = asyncio.get_running_loop().time() + grace
         if self.socket_mode is not None:
             with contextlib.suppress(Exception):
                 await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
         if self.scheduler.running:
             self.scheduler.pause()
-        await self.tracker.drain(SHUTDOWN_GRACE_SECONDS)
+        await self._finish_dispatches(grace)
+        await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.runner is not None:
@@ -175,9 +190,58 @@ class Bot:
         if bolt_request is None:
             # Bolt reads the body before it checks the signature; what it cannot read never
             # came from Slack.
-            return web.json_response({"error": "invalid request"}, status=401)
-        bolt_response = await self.app.async_dispatch(bolt_request)
-        return await to_aiohttp_response(bolt_response)
+            return _invalid_request()
+        if not _acknowledged_without_body(bolt_request.body):
+            bolt_response = await self.app.async_dispatch(bolt_request)
+            return await to_aiohttp_response(bolt_response)
+        # Slack waits at most 3 s for these and shows nothing of an empty answer: answer first,
+        # run the listener after. Only signed requests get that far; Bolt checks them again.
+        if self.verifier is None or not _signed(self.verifier, bolt_request):
+            return _invalid_request()
+        if self._stopped:
+            return web.json_response({"error": "shutting down"}, status=503)
+        task = asyncio.create_task(self._dispatch(bolt_request))
+        self._dispatches.add(task)
+        task.add_done_callback(self._dispatches.discard)
+        return web.Response()
+
+    async def _dispatch(self, bolt_request: AsyncBoltRequest) -> None:
+        """Run the listeners of a request Slack already has its answer to."""
+        try:
+            await self.app.async_dispatch(bolt_request)
+        except Exception:
+            logger.exception("a Slack request failed after it was acknowledged")
+
+    async def _finish_dispatches(self, seconds: float) -> None:
+        """Wait up to `seconds` for acknowledged requests to be handled; cancel the rest."""
+        if not self._dispatches:
+            return
+        _, pending = await asyncio.wait(set(self._dispatches), timeout=seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            logger.warning("shutting down: cancelled %d Slack request(s) under way", len(pending))
+            await asyncio.wait(pending)
+
+
+def _acknowledged_without_body(body: dict[str, Any]) -> bool:
+    """Whether the bot answers it with an empty 200: commands, message shortcuts, clicks."""
+    return is_slash_command(body) or is_message_shortcut(body) or is_block_actions(body)
+
+
+def _signed(verifier: SignatureVerifier, bolt_request: AsyncBoltRequest) -> bool:
+    """Whether the request carries Slack's signature, read from the same headers Bolt reads."""
+    headers = bolt_request.headers
+    timestamp = headers.get("x-slack-request-timestamp", ["0"])[0]
+    signature = headers.get("x-slack-signature", [""])[0]
+    try:
+        return verifier.is_valid(bolt_request.raw_body, timestamp, signature)
+    except ValueError:  # a timestamp that is not a number
+        return False
+
+
+def _invalid_request() -> web.Response:
+    return web.json_response({"error": "invalid request"}, status=401)
 
 
 def _bolt_request(body: str, request: web.Request) -> AsyncBoltRequest | None:
