@@ -192,6 +192,8 @@ class Bot:
             # came from Slack.
             return _invalid_request()
         if not _acknowledged_without_body(bolt_request.body):
+            if not _timestamp_readable(bolt_request):
+                return _invalid_request()  # Bolt would fail on it with a 500
             bolt_response = await self.app.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)
         # Slack waits at most 3 s for these and shows nothing of an empty answer: answer first,
@@ -238,6 +240,16 @@ def _signed(verifier: SignatureVerifier, bolt_request: AsyncBoltRequest) -> bool
         return verifier.is_valid(bolt_request.raw_body, timestamp, signature)
     except ValueError:  # a timestamp that is not a number
         return False
+
+
+def _timestamp_readable(bolt_request: AsyncBoltRequest) -> bool:
+    """Whether the request's timestamp, if it has one, is a number, as Slack always sends it."""
+    timestamp = bolt_request.headers.get("x-slack-request-timestamp", ["0"])[0]
+    try:
+        int(timestamp)
+    except ValueError:
+        return False
+    return True
 
 
 def _invalid_request() -> web.Response:

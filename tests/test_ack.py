@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -145,6 +146,19 @@ async def test_unsigned_requests_are_refused_before_any_work(bot, slack, rhombus
     assert [] == [c.method for c in slack.calls if c.method != "auth.test"]
     assert [] == status_messages(slack)
     assert [] == slack.thread_replies("C0GENERAL", source.ts)
+
+
+async def test_any_request_with_an_unreadable_timestamp_is_refused(bot):
+    """Events and anything else Bolt answers itself: a timestamp that is not a number is a 401."""
+    body = json.dumps({"type": "url_verification", "token": "x", "challenge": "c"})
+    async with httpx.AsyncClient(trust_env=False) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{bot.port}/slack/events",
+            content=body,
+            headers={"Content-Type": "application/json", **hand_signed(body, "soon")},
+        )
+
+    assert 401 == response.status_code
 
 
 def requests_of_each_kind(slack: SlackSimulator, source: Message) -> dict[str, SlackRequest]:
