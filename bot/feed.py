@@ -65,6 +65,9 @@ class ClipFeed:
         self._min_pages = min_pages
         self._clock = clock
         self._followed: dict[str, int | None] = {}  # clip id -> createdAtMs, when known
+        # Refreshes are numbered; a clip is looked for by those numbered above its entry here.
+        self._generation = 0
+        self._followed_during: dict[str, int] = {}
         self._followers: Counter[str] = Counter()  # one clip may be followed in several channels
         self._snapshots: dict[str, _Snapshot] = {}
         self._missed: set[str] = set()  # followed clips the last complete refresh did not return
@@ -77,6 +80,7 @@ class ClipFeed:
         """Count one more follower of a clip."""
         self._followers[clip_id] += 1
         self._followed[clip_id] = created_at_ms
+        self._followed_during.setdefault(clip_id, self._generation)
 
     def unfollow(self, clip_id: str) -> None:
         """Count one follower of a clip less; it is no longer live when none is left."""
@@ -84,6 +88,7 @@ class ClipFeed:
         if self._followers[clip_id] <= 0:
             del self._followers[clip_id]
             self._followed.pop(clip_id, None)
+            self._followed_during.pop(clip_id, None)
             self._snapshots.pop(clip_id, None)
             self._missed.discard(clip_id)
 
@@ -103,24 +108,38 @@ class ClipFeed:
         if snapshot is not None and self._clock() - snapshot.at < self._max_age:
             return snapshot.clip
         if len(self._followed) >= self._batch_from and clip_id in self._followed:
-            refresh = self._refresh()
             if snapshot is None or self._failed:
                 before = snapshot.at if snapshot is not None else -math.inf
-                await asyncio.shield(refresh)
+                await self._refreshed(clip_id, before)
                 snapshot = self._snapshots.get(clip_id)
                 if snapshot is not None and snapshot.at > before:
                     return snapshot.clip
-            elif clip_id not in self._missed:
-                return snapshot.clip  # the refresh under way brings the next one
+            else:
+                self._refresh()
+                if clip_id not in self._missed:
+                    return snapshot.clip  # the refresh under way brings the next one
         self.single_calls += 1
         clip = await self._rhombus.get_clip(clip_id)
         if clip_id in self._followed:
             self._snapshots[clip_id] = _Snapshot(clip, self._clock())
         return clip
 
+    async def _refreshed(self, clip_id: str, before: float) -> None:
+        """Wait for a refresh that looked for the clip (the one under way, or else the next)."""
+        while True:
+            refresh = self._refresh()
+            generation = self._generation
+            await asyncio.shield(refresh)
+            snapshot = self._snapshots.get(clip_id)
+            if generation > self._followed_during.get(clip_id, 0) or (
+                snapshot is not None and snapshot.at > before
+            ):
+                return
+
     def _refresh(self) -> asyncio.Task[None]:
         """The refresh under way, or a new one."""
         if self._refreshing is None or self._refreshing.done():
+            self._generation += 1
             self._refreshing = asyncio.create_task(self._fetch_pages(), name="clip-feed")
             self._refreshing.add_done_callback(_retrieve)
         return self._refreshing

@@ -155,12 +155,16 @@ class Tracker:
             for tracking in await self._store.unfinished()
             if tracking.state != TrackingState.POSTING or await self._recover(tracking)
         ]
+        # Every clip is in the feed before the first poll, so the first refresh reads them all.
+        for index, tracking in enumerate(trackings):
+            self._adopt(tracking, _load(tracking.clip))
+            if index % RESUME_SLICE == RESUME_SLICE - 1:
+                await asyncio.sleep(0)  # the loop goes on serving while thousands are loaded
         # Spread the first polls evenly over one interval from now, so a restart is not a burst
         # of calls; the loop runs between slices, so polls start on time while the rest is added.
         start = datetime.now(UTC)
         step = self._settings.poll_interval / max(1, len(trackings))
         for index, tracking in enumerate(trackings):
-            self._adopt(tracking, _load(tracking.clip))
             self._schedule(tracking.id, start + timedelta(seconds=step * index))
             if index % RESUME_SLICE == RESUME_SLICE - 1:
                 await asyncio.sleep(0)
@@ -448,6 +452,7 @@ class Tracker:
         if not (
             changed
             or ending is not None
+            or tracking.fingerprint is None  # what the message shows is not known
             or shown is None
             or _step(percent) != _step(tracking.percent)
             or not _same_besides_progress(shown, clip)

@@ -78,6 +78,29 @@ async def test_a_refresh_reads_as_many_pages_as_the_followed_clips_need(rhombus)
     assert 0 == rhombus.calls[ONE]
 
 
+async def test_a_clip_followed_during_a_refresh_is_found_by_the_next_one(rhombus):
+    """A clip followed after a refresh began waits for the next one, not a call of its own."""
+    late = rhombus.add_clip("LateClip0123456789abcd", script=stays("UPLOADING", "Up", 50))
+    for n in range(200):  # between it and the others: the first page ends before it
+        rhombus.add_clip(f"Other{n:05d}{'y' * 12}", script=stays("UPLOADING", "Up", 5))
+    ids = _add_live_clips(rhombus, 10)
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = ClipFeed(client, max_age=60)
+        for clip_id in ids:
+            feed.follow(clip_id, rhombus.clip_json(clip_id)["createdAtMs"])
+        rhombus.inject(Fault("slow", path=PAGES, delay=0.5))
+        first = asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        await asyncio.sleep(0.1)  # the first refresh is under way
+        feed.follow(late, rhombus.clip_json(late)["createdAtMs"])
+
+        clip = await feed.get(late)
+        await first
+
+    assert late == clip.uuid
+    assert 0 == rhombus.calls[ONE]
+    assert 3 == rhombus.calls[PAGES]  # one page for the ten, then two to reach it
+
+
 async def test_an_old_answer_is_given_at_once_while_a_refresh_runs(rhombus):
     """Past max_age a poll gets the last refresh's answer without waiting for the next."""
     clock = ManualClock()
