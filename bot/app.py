@@ -18,6 +18,7 @@ from bot.blocks import (
     render_status,
     truncate,
 )
+from bot.budget import Priority
 from bot.clips import Clip, Visibility, find_references, parse_references
 from bot.rhombus import (
     AuthenticationError,
@@ -262,13 +263,13 @@ class _Listeners:
         """The clip, or what to tell the person who asked when Rhombus cannot give it."""
         try:
             try:
-                return await self._rhombus.get_clip(clip_id)
+                return await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
             except RateLimitedError as error:
                 if error.retry_after > SHORT_WAIT_SECONDS:
                     raise
                 # Already acknowledged: a short wait serves the person better than "try again".
                 await asyncio.sleep(error.retry_after)
-                return await self._rhombus.get_clip(clip_id)
+                return await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
         except RejectedError as error:
             return f"Rhombus can't find clip `{clip_id}`: {_inline(str(error))}"
         except AuthenticationError:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from bot.budget import TokenBucket
+from bot.budget import Priority, TokenBucket
 from bot.clips import ApiModel, Clip, Lenient
 
 if TYPE_CHECKING:
@@ -168,42 +168,54 @@ class RhombusClient:
         """Seconds left before Rhombus's last `Retry-After` passes (0 when calls may go out)."""
         return max(0.0, self._paused_until - time.monotonic())
 
-    async def get_clip(self, clip_uuid: str) -> Clip:
+    async def get_clip(self, clip_uuid: str, *, priority: Priority = Priority.POLL) -> Clip:
         """The saved clip with its current progress (`getClipWithProgress`)."""
-        answer = await self._request("/api/event/getClipWithProgress", {"clipUuid": clip_uuid})
+        answer = await self._request(
+            "/api/event/getClipWithProgress", {"clipUuid": clip_uuid}, priority=priority
+        )
         parsed = _parse(_ClipAnswer, answer, "getClipWithProgress")
         if parsed.clip is None:
             raise BadResponseError("Rhombus answered getClipWithProgress without a clip")
         return parsed.clip
 
     async def get_clips_page(
-        self, *, page_size: int = MAX_PAGE_SIZE, page_token: str | None = None
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        page_token: str | None = None,
+        priority: Priority = Priority.PAGE,
     ) -> ClipsPage:
         """One page of the organisation's saved clips with progress (`getClipsWithProgress`)."""
         body: dict[str, Any] = {"pageSize": max(1, min(MAX_PAGE_SIZE, page_size))}
         if page_token:
             body["pageToken"] = page_token
-        answer = await self._request("/api/event/getClipsWithProgress", body)
+        answer = await self._request("/api/event/getClipsWithProgress", body, priority=priority)
         parsed = _parse(_ClipsPageAnswer, answer, "getClipsWithProgress")
         return ClipsPage(parsed.saved_clips or [], parsed.page_token or None)
 
-    async def iter_clips(self, *, page_size: int = MAX_PAGE_SIZE) -> AsyncIterator[Clip]:
+    async def iter_clips(
+        self, *, page_size: int = MAX_PAGE_SIZE, priority: Priority = Priority.PAGE
+    ) -> AsyncIterator[Clip]:
         """Every saved clip of the organisation, page by page."""
         token: str | None = None
         while True:
-            page = await self.get_clips_page(page_size=page_size, page_token=token)
+            page = await self.get_clips_page(
+                page_size=page_size, page_token=token, priority=priority
+            )
             for clip in page.clips:
                 yield clip
             if page.next_page_token is None or page.next_page_token == token:
                 return
             token = page.next_page_token
 
-    async def camera_names(self) -> dict[str, str]:
+    async def camera_names(self, *, priority: Priority = Priority.PAGE) -> dict[str, str]:
         """Camera uuid (no facet) -> name, from `getMinimalCameraStateList`, cached for a while."""
         async with self._cameras_lock:
             fetched_at = self._cameras_fetched_at
             if fetched_at is None or time.monotonic() - fetched_at > self._camera_cache_seconds:
-                answer = await self._request("/api/camera/getMinimalCameraStateList", {})
+                answer = await self._request(
+                    "/api/camera/getMinimalCameraStateList", {}, priority=priority
+                )
                 cameras = _parse(_CamerasAnswer, answer, "getMinimalCameraStateList").camera_states
                 self._cameras = {
                     camera.uuid.split(".", 1)[0]: camera.name
@@ -213,10 +225,16 @@ class RhombusClient:
                 self._cameras_fetched_at = time.monotonic()
             return dict(self._cameras)
 
-    async def _request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to Rhombus and return the JSON object, or raise the matching RhombusError."""
+    async def _request(
+        self, path: str, body: dict[str, Any], *, priority: Priority
+    ) -> dict[str, Any]:
+        """POST to Rhombus and return the JSON object, or raise the matching RhombusError.
+
+        Calls wait for the budget by `priority`: a person's lookup before a page, a page
+        before one clip's poll.
+        """
         if self._budget is not None:
-            await self._budget.take()
+            await self._budget.take(priority)
         # After the budget's wait too: a 429 may have come back while this call waited its turn.
         if (wait := self.paused_for) > 0:
             raise RateLimitedError(f"Rhombus asked us to wait {wait:.0f} s more", wait)

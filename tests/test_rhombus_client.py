@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import httpx
 import pytest
 
+from bot.budget import Priority
 from bot.clips import AccessSettings, Clip, ClipStatus, Location, VideoResolution, Visibility
 from bot.rhombus import (
     AuthenticationError,
@@ -37,6 +38,7 @@ from bot.rhombus_sim import (
 )
 from tests.conftest import RHOMBUS_KEY
 from tests.contract.openapi import validate_exchange
+from tests.test_budget import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -646,3 +648,23 @@ async def test_calls_waiting_their_turn_honour_a_429_that_came_meanwhile(rhombus
     limited = [result for result in results if isinstance(result, RateLimitedError)]
     assert 3 == len(limited)
     assert 4 == rhombus.calls["/api/event/getClipWithProgress"]
+
+
+async def test_a_persons_lookup_goes_ahead_of_queued_page_and_polls(
+    rhombus: RhombusSimulator,
+) -> None:
+    """With the budget spent, a lookup asked for last reaches Rhombus first, then the page."""
+    polled = rhombus.add_clip()
+    looked_up = rhombus.add_clip()
+    async with RhombusClient(
+        api_key=RHOMBUS_KEY, base_url=rhombus.url, calls_per_second=5
+    ) as client:
+        # A burst of ten polls goes at once; four more wait for their turn, 0.2 s apart.
+        polls = [asyncio.create_task(client.get_clip(polled)) for _ in range(14)]
+        await wait_until(lambda: rhombus.calls[GET_CLIP_PATH] == 10)
+        page = asyncio.create_task(client.get_clips_page())
+        lookup = asyncio.create_task(client.get_clip(looked_up, priority=Priority.LOOKUP))
+        await asyncio.gather(*polls, page, lookup)
+
+    received = [exchange.json.get("clipUuid", "page") for exchange in rhombus.exchanges]
+    assert [polled] * 10 + [looked_up, "page"] + [polled] * 4 == received
