@@ -1,10 +1,11 @@
-"""A Bolt app that only acknowledges `/clip`, served the way the bot serves it: Bolt's own cost.
+"""A Bolt app that only acknowledges `/clip`, served through Bolt's dispatch: Bolt's own cost.
 
 `serving_bare_bolt(slack_api_url)` runs `python -m bench.bare_bolt SLACK_API_URL` and yields the
 URL of its `/slack/events`. The child builds an `AsyncApp` with the benchmarks' signing secret,
 whose `/clip` listener calls `ack()` and nothing else, serves it with aiohttp on a free port of
-127.0.0.1 (request -> `AsyncBoltRequest` -> `async_dispatch`, as `bot.runtime` does), prints the
-port as one JSON line and serves until its stdin closes.
+127.0.0.1 (request -> `AsyncBoltRequest` -> `async_dispatch`, the answer after Bolt's; the bot
+itself answers commands before dispatching them), prints the port as one JSON line and serves
+until its stdin closes.
 """
 
 from __future__ import annotations
