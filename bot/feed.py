@@ -92,6 +92,11 @@ class ClipFeed:
             self._snapshots.pop(clip_id, None)
             self._missed.discard(clip_id)
 
+    def close(self) -> None:
+        """Stop the refresh under way; whoever waits for it is cancelled."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+
     @property
     def live(self) -> int:
         """How many distinct clips are followed."""

@@ -76,9 +76,9 @@ def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text"
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party loggers are chatty at DEBUG and can print request headers.
-    for noisy in ("apscheduler", "httpx", "httpcore", "aiohttp.access", "slack_sdk", "slack_bolt"):
+    for noisy in ("httpcore", "aiohttp.access", "slack_sdk", "slack_bolt"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
-    # Two lines per poll ("Running job", "executed successfully") would drown the bot's own.
-    logging.getLogger("apscheduler.executors").setLevel(
-        max(logging.WARNING, logging.getLevelName(level))
-    )
+    # At INFO these say a line per HTTP call and per job added, run or removed, which would
+    # drown the bot's own lines (it says itself what it follows and when it stops).
+    for per_call in ("httpx", "apscheduler"):
+        logging.getLogger(per_call).setLevel(max(logging.WARNING, logging.getLevelName(level)))

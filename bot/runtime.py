@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 logger = logging.getLogger(__name__)
+
+# Allocations between two young-generation garbage collections (Python's default is 700).
+GC_THRESHOLD = 10_000
 
 SLACK_EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -127,6 +131,7 @@ class Bot:
             )
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         await tracker.resume()
+        _settle_memory()
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -224,6 +229,19 @@ class Bot:
         if pending:
             logger.warning("shutting down: cancelled %d Slack request(s) under way", len(pending))
             await asyncio.wait(pending)
+
+
+def _settle_memory() -> None:
+    """Keep what start-up loaded out of garbage collections, and collect less often.
+
+    With thousands of followed clips a full collection walks millions of objects and holds up
+    every poll for hundreds of milliseconds. What start-up loaded lives as long as the process
+    (`gc.freeze`), and a higher first threshold makes full collections rarer; garbage without
+    cycles is freed at once either way.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _acknowledged_without_body(body: dict[str, Any]) -> bool:

@@ -8,14 +8,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import JSON, Boolean, Float, Index, String, event, select, text, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    String,
+    bindparam,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
@@ -161,13 +172,27 @@ class Store:
 
     async def save(self, tracking: Tracking) -> None:
         """Write every field of the tracking, unless it was finished meanwhile elsewhere."""
-        values = {column.key: getattr(tracking, column.key) for column in _COLUMNS}
-        statement = update(Tracking).where(Tracking.id == tracking.id)
-        if tracking.state != TrackingState.FINISHED:
-            # E.g. the workspace's install went away during this poll: stay finished.
-            statement = statement.where(Tracking.state != TrackingState.FINISHED)
-        async with self._engine.begin() as connection:
-            await connection.execute(statement.values(values))
+        await self.save_many([tracking])
+
+    async def save_many(self, trackings: Iterable[Tracking]) -> None:
+        """Write every field of each tracking in one transaction; a finished row stays finished."""
+        live: list[dict[str, Any]] = []
+        finished: list[dict[str, Any]] = []
+        for tracking in trackings:
+            values = {f"new_{column.key}": getattr(tracking, column.key) for column in _COLUMNS}
+            values["tracking_id"] = tracking.id
+            (finished if tracking.state == TrackingState.FINISHED else live).append(values)
+        if not live and not finished:
+            return
+        try:
+            async with self._engine.begin() as connection:
+                if live:
+                    # E.g. the workspace's install went away during this poll: stay finished.
+                    await connection.execute(_UPDATE_UNLESS_FINISHED, live)
+                if finished:
+                    await connection.execute(_UPDATE, finished)
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
 
     async def delete(self, tracking_id: str) -> None:
         """Forget a tracking (its status message was never posted)."""
@@ -231,6 +256,13 @@ class Store:
 
 
 _COLUMNS = tuple(column for column in Tracking.__table__.columns if column.key != "id")
+# Built once: the bot writes rows all the time, and building a statement costs more than sending it.
+_UPDATE = (
+    update(Tracking)
+    .where(Tracking.id == bindparam("tracking_id"))
+    .values({column.key: bindparam(f"new_{column.key}") for column in _COLUMNS})
+)
+_UPDATE_UNLESS_FINISHED = _UPDATE.where(Tracking.state != TrackingState.FINISHED)
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -20,7 +20,7 @@ from bot.blocks import Ending, RenderedMessage, StatusView, render_final_reply, 
 from bot.budget import EditQueue
 from bot.clips import Clip, ClipStatus
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
-from bot.store import DuplicateTrackingError, Store, Tracking, TrackingState
+from bot.store import DuplicateTrackingError, Store, StoreError, Tracking, TrackingState
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -44,6 +44,11 @@ REJECTIONS_BEFORE_NOT_FOUND = 3
 EDIT_STEP_PERCENT = 10
 # Resumed jobs are added in slices, letting the loop run (and the first polls start) in between.
 RESUME_SLICE = 200
+# What polls see is written to the database in batches, at most this long after it was seen;
+# endings, and anything a restart must not repeat, are written at once.
+WRITE_BEHIND_SECONDS = 0.5
+# After a failed batch write, the rows are kept and written again this much later.
+WRITE_RETRY_SECONDS = 5.0
 # Message metadata marking the bot's status messages, so a restart can find one it lost.
 METADATA_EVENT = "rhombus_clip_followed"
 # How far Slack's clock may be ahead of ours when looking for a just-posted message.
@@ -98,6 +103,9 @@ class _Live:
     shown: Clip | None
     seen: Clip | None
     percent: int | None
+    # Whether the message must be brought up to date whatever the next poll finds (what it shows
+    # is not known, e.g. after a crash); cleared once an edit is on its way.
+    stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0  # failed polls in a row, for backoff
     rejections: int = 0  # `error: true` answers in a row
@@ -138,6 +146,9 @@ class Tracker:
         self._clock = clock
         # Every tracking with a polling job; its polls touch the database only on change.
         self._live: dict[str, _Live] = {}
+        self._unsaved: dict[str, Tracking] = {}  # rows to write in the next batch
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
         # Every edit of a workspace's messages goes through that workspace's queue and budget.
         self._edit_queues: dict[str, EditQueue] = {}
         # Consecutive transient Slack failures per workspace, for backoff.
@@ -242,10 +253,15 @@ class Tracker:
         Edits still waiting for their turn are dropped: their state is in the database, and the
         next start edits the messages to it.
         """
+        self._closing = True
+        self._feed.close()  # polls waiting for a page refresh end now
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), seconds)
         for queue in self._edit_queues.values():
             await queue.close()
+        if self._writer is not None:
+            self._writer.cancel()
+        await self._write_unsaved(retry=False)
 
     # --- What the Slack listeners call ----------------------------------------------------------
 
@@ -392,8 +408,13 @@ class Tracker:
         async with self.working(), live.lock:
             if live.tracking.state != TrackingState.FOLLOWING:
                 return
-            if live.tracking.ending is None and not await self._observe(live):
-                return  # nothing the message shows has changed: no render, no write
+            try:
+                if live.tracking.ending is None and not await self._observe(live):
+                    return  # nothing the message shows has changed: no render, no write
+            except asyncio.CancelledError:
+                if self._closing:
+                    return  # shutting down: the next start polls again
+                raise
             await self._deliver(live)
 
     async def _observe(self, live: _Live) -> bool:
@@ -452,7 +473,7 @@ class Tracker:
         if not (
             changed
             or ending is not None
-            or tracking.fingerprint is None  # what the message shows is not known
+            or live.stale
             or shown is None
             or _step(percent) != _step(tracking.percent)
             or not _same_besides_progress(shown, clip)
@@ -468,8 +489,13 @@ class Tracker:
     async def _deliver(self, live: _Live) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
         tracking, clip = live.tracking, live.shown
+        live.stale = False
         message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
-        await self._store.save(tracking)  # what was seen is kept, whatever becomes of the edit
+        # What was seen is kept, whatever becomes of the edit; an ending at once.
+        if tracking.ending is None:
+            self._save_later(tracking)
+        else:
+            await self._store.save(tracking)
         if message.fingerprint != tracking.fingerprint:
             # Through the workspace's edit budget; it finishes the tracking once the end is shown.
             final = tracking.ending is not None
@@ -503,7 +529,7 @@ class Tracker:
                 return await self._slack_failed(tracking, error, "chat.update")
             self._slack_failures.pop(tracking.team_id, None)
             tracking.fingerprint = message.fingerprint
-            await self._store.save(tracking)
+            self._save_later(tracking)
             # Only the edit that shows the end finishes; an older one still in flight does not.
             if final and tracking.ending is not None:
                 await self._finish(live)
@@ -636,11 +662,46 @@ class Tracker:
 
     # --- Scheduling -----------------------------------------------------------------------------
 
+    def _save_later(self, tracking: Tracking) -> None:
+        """Write the row with the next batch."""
+        self._unsaved[tracking.id] = tracking
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_soon(), name="trackings-writer")
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(WRITE_BEHIND_SECONDS)
+        # A failed write is retried on a timer; nothing else would signal the database is back.
+        while not await self._write_unsaved(retry=True):  # noqa: ASYNC110
+            await asyncio.sleep(WRITE_RETRY_SECONDS)
+
+    async def _write_unsaved(self, *, retry: bool) -> bool:
+        """Write every row waiting for the batch; False (rows kept if `retry`) when it failed."""
+        if not self._unsaved:
+            return True
+        batch, self._unsaved = self._unsaved, {}
+        try:
+            await self._store.save_many(batch.values())
+        except StoreError as error:
+            logger.error(  # noqa: TRY400  # the reason is in the message; no traceback
+                "cannot write %d tracking(s) to the database: %s%s",
+                len(batch),
+                error,
+                "; retrying" if retry else "",
+            )
+            if retry:
+                self._unsaved = batch | self._unsaved
+            return False
+        return True
+
     def _adopt(self, tracking: Tracking, clip: Clip | None) -> None:
         """Keep a following tracking in memory, and its clip in the feed."""
         if tracking.id not in self._live:
             self._live[tracking.id] = _Live(
-                tracking, shown=clip, seen=clip, percent=tracking.percent
+                tracking,
+                shown=clip,
+                seen=clip,
+                percent=tracking.percent,
+                stale=tracking.fingerprint is None,
             )
             self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
 

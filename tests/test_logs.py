@@ -44,7 +44,7 @@ def test_text_lines_carry_the_ids():
 
 
 def test_scheduler_chatter_is_left_out(capsys):
-    """APScheduler's per-poll lines are dropped; the bot's own warnings are kept."""
+    """Per-poll and per-call lines of APScheduler and httpx are dropped; the bot's own are kept."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     try:
@@ -53,6 +53,8 @@ def test_scheduler_chatter_is_left_out(capsys):
             "Execution of job x skipped: maximum number of running instances reached (1)"
         )
         logging.getLogger("apscheduler.executors.default").info('Running job "follow x"')
+        logging.getLogger("apscheduler.scheduler").info('Added job "follow x" to job store')
+        logging.getLogger("httpx").info('HTTP Request: POST http://rhombus "HTTP/1.1 200 OK"')
         logging.getLogger("bot.tracker").warning("tracking t1: gone")
     finally:
         root.handlers[:], level = saved
@@ -62,3 +64,5 @@ def test_scheduler_chatter_is_left_out(capsys):
     assert "tracking t1: gone" in written
     assert "maximum number of running instances" not in written
     assert "Running job" not in written
+    assert "Added job" not in written
+    assert "HTTP Request" not in written

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,11 +20,13 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from bot.rhombus_sim import completes
+from bot.blocks import RenderedMessage
+from bot.rhombus_sim import completes, stays
 from bot.runtime import Bot
 from bot.store import Store, Tracking, TrackingState
 from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
 from tests.slack_requests import post, slash_command
+from tests.test_follow import stored, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -452,3 +455,74 @@ async def test_a_restart_spreads_the_first_polls_over_one_interval(make_settings
     assert firsts[0] >= started
     assert (firsts[-1] - firsts[0]).total_seconds() == pytest.approx(30 * 999 / 1000, abs=0.01)
     assert max(gaps) == pytest.approx(0.03, abs=0.001)  # 30 s / 1,000, one after the other
+
+
+async def test_what_a_message_shows_is_stored_by_the_time_the_bot_has_stopped(
+    make_settings, slack, rhombus
+):
+    """A poll's news is written in batches; stopping writes the last batch before closing."""
+    clip_id = rhombus.add_clip(script=stays("UPLOADING", "Uploading video", 20))
+    settings = make_settings()
+    bot = await Bot.start(settings)
+    try:
+        await post(
+            f"http://127.0.0.1:{bot.port}/slack/events",
+            slash_command(clip_id, response_url=slack.response_url()),
+            signing_secret=SIGNING_SECRET,
+        )
+        await slack.wait_for(lambda s: len(s.calls_to("chat.postMessage")) == 1)
+        rhombus.set_clip(clip_id, percentComplete=64)
+        await slack.wait_for(lambda s: len(s.calls_to("chat.update")) == 1)
+    finally:
+        await bot.stop()  # at once: well within the batch's delay
+
+    store = Store(settings.async_database_url)
+    try:
+        (tracking,) = await store.unfinished()
+    finally:
+        await store.close()
+    (message,) = (m for m in slack.messages.values() if m.thread_ts is None)
+    assert (64, 64) == (tracking.percent, (tracking.clip or {})["percentComplete"])
+    # The edit's success is recorded: the next start does not send it again.
+    assert RenderedMessage(message.text, message.blocks).fingerprint == tracking.fingerprint
+
+
+async def test_a_write_the_database_refuses_is_kept_and_retried(
+    make_settings, slack, rhombus, caplog, tmp_path
+):
+    """A batch the database refuses (locked elsewhere) is logged, kept, and written later."""
+    clip_id = rhombus.add_clip(script=stays("UPLOADING", "Uploading video", 20))
+    settings = make_settings()
+    bot = await Bot.start(settings)
+    try:
+        await post(
+            f"http://127.0.0.1:{bot.port}/slack/events",
+            slash_command(clip_id, response_url=slack.response_url()),
+            signing_secret=SIGNING_SECRET,
+        )
+        await slack.wait_for(lambda s: len(s.calls_to("chat.postMessage")) == 1)
+        (message,) = (m for m in slack.messages.values() if m.thread_ts is None)
+        await stored(bot, message, TrackingState.FOLLOWING)
+        holder = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            rhombus.set_clip(clip_id, percentComplete=64)
+            await slack.wait_for(lambda _: "64%" in message.text)
+            await wait_until(lambda: "cannot write" in caplog.text, seconds=15)
+        finally:
+            holder.rollback()
+            holder.close()
+        store = Store(settings.async_database_url)
+        try:
+            # The retry comes a few seconds later.
+            async with asyncio.timeout(15):
+                while (await store.unfinished())[0].percent != 64:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+        finally:
+            await store.close()
+    finally:
+        await bot.stop()
+
+    (failure,) = [r for r in caplog.records if "cannot write" in r.getMessage()]
+    assert "database is locked; retrying" in failure.getMessage()
+    assert failure.exc_info is None
