@@ -208,8 +208,12 @@ class RhombusClient:
                 return
             token = page.next_page_token
 
-    async def camera_names(self, *, priority: Priority = Priority.PAGE) -> dict[str, str]:
-        """Camera uuid (no facet) -> name, from `getMinimalCameraStateList`, cached for a while."""
+    async def camera_names(self, *, priority: Priority = Priority.LOOKUP) -> dict[str, str]:
+        """Camera uuid (no facet) -> name, from `getMinimalCameraStateList`, cached for a while.
+
+        A person's new status message waits for it, so it goes ahead of polls; being cached, it
+        is one call in many minutes.
+        """
         async with self._cameras_lock:
             fetched_at = self._cameras_fetched_at
             if fetched_at is None or time.monotonic() - fetched_at > self._camera_cache_seconds:

@@ -668,3 +668,18 @@ async def test_a_persons_lookup_goes_ahead_of_queued_page_and_polls(
 
     received = [exchange.json.get("clipUuid", "page") for exchange in rhombus.exchanges]
     assert [polled] * 10 + [looked_up, "page"] + [polled] * 4 == received
+
+
+async def test_camera_names_go_ahead_of_queued_polls(rhombus: RhombusSimulator) -> None:
+    """A new status message waits for camera names: they do not queue behind polls."""
+    polled = rhombus.add_clip()
+    async with RhombusClient(
+        api_key=RHOMBUS_KEY, base_url=rhombus.url, calls_per_second=5
+    ) as client:
+        polls = [asyncio.create_task(client.get_clip(polled)) for _ in range(14)]
+        await wait_until(lambda: rhombus.calls[GET_CLIP_PATH] == 10)
+        names = asyncio.create_task(client.camera_names())
+        await asyncio.gather(*polls, names)
+
+    received = [exchange.path for exchange in rhombus.exchanges]
+    assert [GET_CLIP_PATH] * 10 + [CAMERA_STATES_PATH] + [GET_CLIP_PATH] * 4 == received
