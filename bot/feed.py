@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.budget import Priority
 from bot.rhombus import RejectedError, UnavailableError
 
 if TYPE_CHECKING:
@@ -107,8 +108,13 @@ class ClipFeed:
         """How many pages one refresh may read for the clips followed now."""
         return max(self._min_pages, 2 * math.ceil(len(self._followed) / PAGE_SIZE))
 
-    async def get(self, clip_id: str) -> Clip:
-        """The clip as Rhombus reports it: at most `max_age` old, or one refresh old."""
+    async def get(self, clip_id: str, *, latest: bool = False) -> Clip:
+        """The clip as Rhombus reports it: at most `max_age` old, or one refresh old.
+
+        `latest` asks Rhombus itself, ahead of polls: someone asked for the news now.
+        """
+        if latest:
+            return await self._get_one(clip_id, Priority.LOOKUP)
         snapshot = self._snapshots.get(clip_id)
         if snapshot is not None and self._clock() - snapshot.at < self._max_age:
             return snapshot.clip
@@ -123,8 +129,11 @@ class ClipFeed:
                 self._refresh()
                 if clip_id not in self._missed:
                     return snapshot.clip  # the refresh under way brings the next one
+        return await self._get_one(clip_id, Priority.POLL)
+
+    async def _get_one(self, clip_id: str, priority: Priority) -> Clip:
         self.single_calls += 1
-        clip = await self._rhombus.get_clip(clip_id)
+        clip = await self._rhombus.get_clip(clip_id, priority=priority)
         if clip_id in self._followed:
             self._snapshots[clip_id] = _Snapshot(clip, self._clock())
         return clip

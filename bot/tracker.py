@@ -106,6 +106,7 @@ class _Live:
     # Whether the message must be brought up to date whatever the next poll finds (what it shows
     # is not known, e.g. after a crash); cleared once an edit is on its way.
     stale: bool = False
+    latest: bool = False  # the next poll asks Rhombus itself: someone pressed Refresh
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0  # failed polls in a row, for backoff
     rejections: int = 0  # `error: true` answers in a row
@@ -379,6 +380,7 @@ class Tracker:
         if live is None or live.tracking.state != TrackingState.FOLLOWING:
             return False
         live.stalls = 0
+        live.latest = True
         self._schedule(tracking_id, _after(0.0))
         return True
 
@@ -421,8 +423,9 @@ class Tracker:
         """Ask Rhombus for the clip and fold the answer in; whether the message must change."""
         tracking = live.tracking
         now = self._clock()
+        latest, live.latest = live.latest, False
         try:
-            clip = await self._feed.get(tracking.clip_id)
+            clip = await self._feed.get(tracking.clip_id, latest=latest)
         except RejectedError as error:
             # A clip seen a moment ago that Rhombus now refuses is most likely deleted, but
             # Rhombus also answers `error: true` for passing trouble: believe it a few times over.

@@ -188,3 +188,21 @@ async def test_a_stalled_clip_is_polled_less_and_less(bot, slack, rhombus):
 
     # Without pacing, 2 s at 0.1 s would be about 20 polls; with it, about 6.
     assert 3 <= rhombus.calls[ONE] - polls_at_start <= 9
+
+
+async def test_asking_for_the_latest_bypasses_the_pages(rhombus):
+    """Someone pressing Refresh gets Rhombus's answer now, not the last page's."""
+    ids = _add_live_clips(rhombus, 10)
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = ClipFeed(client, max_age=60)
+        for clip_id in ids:
+            feed.follow(clip_id, None)
+        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        rhombus.set_clip(ids[0], percentComplete=77)
+
+        cached = await feed.get(ids[0])
+        latest = await feed.get(ids[0], latest=True)
+        after = await feed.get(ids[0])
+
+    assert (0, 77, 77) == (cached.percent, latest.percent, after.percent)
+    assert (1, 1) == (rhombus.calls[PAGES], rhombus.calls[ONE])

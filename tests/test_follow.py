@@ -305,6 +305,12 @@ async def test_refresh_button_polls_now(make_settings, slack, rhombus):
         )
 
         await slack.wait_for(lambda _: "Rendering" in message.text)
+        rhombus.set_clip(CLIP, percentComplete=55)  # and again: Refresh asks Rhombus each time
+        await send(
+            bot,
+            block_action(ACTION_REFRESH, CLIP, message=message, response_url=slack.response_url()),
+        )
+        await slack.wait_for(lambda _: "Rendering 55%" in message.text)
     finally:
         await bot.stop()
 
