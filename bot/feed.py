@@ -131,6 +131,25 @@ class ClipFeed:
                     return snapshot.clip  # the refresh under way brings the next one
         return await self._get_one(clip_id, Priority.POLL)
 
+    async def poll(self, clip_id: str) -> Clip | None:
+        """For a polling job: like `get`, but never waiting for pages.
+
+        None while the first refresh that looks for the clip is under way: the job asks again
+        next round, rather than thousands of jobs waiting for the same pages and then all
+        running again at the same moment.
+        """
+        if (
+            len(self._followed) >= self._batch_from
+            and clip_id in self._followed
+            and clip_id not in self._snapshots
+            and not self._failed
+        ):
+            if clip_id in self._missed:
+                return await self._get_one(clip_id, Priority.POLL)
+            self._refresh()
+            return None
+        return await self.get(clip_id)
+
     async def _get_one(self, clip_id: str, priority: Priority) -> Clip:
         self.single_calls += 1
         clip = await self._rhombus.get_clip(clip_id, priority=priority)

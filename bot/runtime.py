@@ -130,8 +130,8 @@ class Bot:
                 app, settings.slack_app_token.get_secret_value()
             )
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
-        await tracker.resume()
-        _settle_memory()
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        await tracker.resume(settle=_freeze_start_up)
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -231,17 +231,16 @@ class Bot:
             await asyncio.wait(pending)
 
 
-def _settle_memory() -> None:
-    """Keep what start-up loaded out of garbage collections, and collect less often.
+def _freeze_start_up() -> None:
+    """Keep what start-up loaded out of every later garbage collection.
 
     With thousands of followed clips a full collection walks millions of objects and holds up
-    every poll for hundreds of milliseconds. What start-up loaded lives as long as the process
-    (`gc.freeze`), and a higher first threshold makes full collections rarer; garbage without
-    cycles is freed at once either way.
+    every poll for hundreds of milliseconds; what start-up loaded lives as long as the process.
+    (A higher first threshold, set before loading, makes full collections rarer too; garbage
+    without cycles is freed at once either way.)
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _acknowledged_without_body(body: dict[str, Any]) -> bool:

@@ -160,8 +160,11 @@ class Tracker:
 
     # --- Starting and stopping ------------------------------------------------------------------
 
-    async def resume(self) -> int:
-        """Schedule a job for every unfinished tracking in the database; how many were resumed."""
+    async def resume(self, settle: Callable[[], None] | None = None) -> int:
+        """Schedule a job for every unfinished tracking in the database; how many were resumed.
+
+        `settle` is called once every tracking is loaded, before the first poll is scheduled.
+        """
         trackings = [
             tracking
             for tracking in await self._store.unfinished()
@@ -172,6 +175,8 @@ class Tracker:
             self._adopt(tracking, _load(tracking.clip))
             if index % RESUME_SLICE == RESUME_SLICE - 1:
                 await asyncio.sleep(0)  # the loop goes on serving while thousands are loaded
+        if settle is not None:
+            settle()
         # Spread the first polls evenly over one interval from now, so a restart is not a burst
         # of calls; the loop runs between slices, so polls start on time while the rest is added.
         start = datetime.now(UTC)
@@ -421,34 +426,52 @@ class Tracker:
 
     async def _observe(self, live: _Live) -> bool:
         """Ask Rhombus for the clip and fold the answer in; whether the message must change."""
-        tracking = live.tracking
         now = self._clock()
         latest, live.latest = live.latest, False
         try:
-            clip = await self._feed.get(tracking.clip_id, latest=latest)
+            if latest:
+                clip: Clip | None = await self._feed.get(live.tracking.clip_id, latest=True)
+            else:
+                clip = await self._feed.poll(live.tracking.clip_id)
         except RejectedError as error:
-            # A clip seen a moment ago that Rhombus now refuses is most likely deleted, but
-            # Rhombus also answers `error: true` for passing trouble: believe it a few times over.
-            self._back_off(live, error)
-            live.rejections += 1
-            if live.rejections < REJECTIONS_BEFORE_NOT_FOUND:
-                return _set_notice(tracking, f"Rhombus answered: {error}; retrying"[:500])
-            tracking.ending = Ending.NOT_FOUND
-            tracking.notice = str(error)[:500]
+            return self._rejected(live, error, now)
+        except RhombusError as error:
+            return self._unreachable(live, error, now)
+        if clip is None:
+            return False  # its first page is on its way
+        return self._fold(live, clip, now)
+
+    def _rejected(self, live: _Live, error: RejectedError, now: float) -> bool:
+        """Rhombus answered `error: true`; whether the message must change."""
+        # A clip seen a moment ago that Rhombus now refuses is most likely deleted, but Rhombus
+        # also answers `error: true` for passing trouble: believe it a few times over.
+        tracking = live.tracking
+        self._back_off(live, error)
+        live.rejections += 1
+        if live.rejections < REJECTIONS_BEFORE_NOT_FOUND:
+            return _set_notice(tracking, f"Rhombus answered: {error}; retrying"[:500])
+        tracking.ending = Ending.NOT_FOUND
+        tracking.notice = str(error)[:500]
+        tracking.changed_at = now
+        return True
+
+    def _unreachable(self, live: _Live, error: RhombusError, now: float) -> bool:
+        """Rhombus could not be asked; whether the message must change."""
+        tracking = live.tracking
+        logger.warning(
+            "tracking %s: Rhombus call failed: %s", tracking.id, error, extra=_context(tracking)
+        )
+        self._back_off(live, error)
+        changed = _set_notice(tracking, UNREACHABLE_NOTICE)
+        if now - (tracking.reached_at or tracking.started_at) > self._settings.give_up_after:
+            tracking.ending = Ending.UNREACHABLE
             tracking.changed_at = now
             return True
-        except RhombusError as error:
-            logger.warning(
-                "tracking %s: Rhombus call failed: %s", tracking.id, error, extra=_context(tracking)
-            )
-            self._back_off(live, error)
-            changed = _set_notice(tracking, UNREACHABLE_NOTICE)
-            if now - (tracking.reached_at or tracking.started_at) > self._settings.give_up_after:
-                tracking.ending = Ending.UNREACHABLE
-                tracking.changed_at = now
-                return True
-            return changed
+        return changed
 
+    def _fold(self, live: _Live, clip: Clip, now: float) -> bool:
+        """Take in Rhombus's answer; whether the message must change."""
+        tracking = live.tracking
         live.failures = live.rejections = 0
         tracking.reached_at = now
         changed = _set_notice(tracking, None)
@@ -736,6 +759,8 @@ class Tracker:
                 max(self._settings.poll_interval, self._settings.max_poll_interval),
                 self._settings.poll_interval * STALL_FACTOR ** min(live.stalls, 32),
             )
+            # Clips seen stalled together (one page) are not polled in lockstep ever after.
+            delay *= random.uniform(0.9, 1.1)  # noqa: S311  # spreading load, not cryptography
         self._reschedule(live.tracking.id, delay)
 
     def _edits(self, team_id: str) -> EditQueue:

@@ -206,3 +206,21 @@ async def test_asking_for_the_latest_bypasses_the_pages(rhombus):
 
     assert (0, 77, 77) == (cached.percent, latest.percent, after.percent)
     assert (1, 1) == (rhombus.calls[PAGES], rhombus.calls[ONE])
+
+
+async def test_a_poll_does_not_wait_for_the_pages_that_bring_its_first_answer(rhombus):
+    """Before the first refresh, a polling job gets None at once; afterwards, the page's answer."""
+    ids = _add_live_clips(rhombus, 10)
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = ClipFeed(client, max_age=60)
+        for clip_id in ids:
+            feed.follow(clip_id, None)
+        rhombus.inject(Fault("slow", path=PAGES, delay=0.3))
+
+        first = [await feed.poll(clip_id) for clip_id in ids]
+        await feed.get(ids[0])  # waits for the refresh the polls started
+        second = [await feed.poll(clip_id) for clip_id in ids]
+
+    assert [None] * 10 == first
+    assert ids == [clip.uuid for clip in second if clip is not None]
+    assert (1, 0) == (rhombus.calls[PAGES], rhombus.calls[ONE])
