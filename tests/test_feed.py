@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,14 @@ def _add_live_clips(rhombus, count: int) -> list[str]:
         )
         for n in range(count)
     ]
+
+
+def _following(client: RhombusClient, ids: list[str], **options: Any) -> ClipFeed:
+    """A feed following `ids` (their creation times unknown)."""
+    feed = ClipFeed(client, **options)
+    for clip_id in ids:
+        feed.follow(clip_id, None)
+    return feed
 
 
 async def test_a_round_over_450_live_clips_costs_three_calls(rhombus):
@@ -47,9 +56,7 @@ async def test_clips_the_pages_miss_fall_back_to_their_own_call(rhombus):
     for n in range(800):  # newer clips nobody follows fill the pages a refresh may read
         rhombus.add_clip(f"Other{n:05d}{'y' * 12}", script=stays("UPLOADING", "Uploading", 5))
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=60, min_pages=1)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=60, min_pages=1)
 
         clips = await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
 
@@ -68,9 +75,7 @@ async def test_a_refresh_reads_as_many_pages_as_the_followed_clips_need(rhombus)
         if n % 3 == 0:
             rhombus.add_clip(f"Other{n:05d}{'y' * 12}", script=stays("UPLOADING", "Up", 5))
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=60, min_pages=1)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=60, min_pages=1)
 
         await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
 
@@ -106,9 +111,7 @@ async def test_an_old_answer_is_given_at_once_while_a_refresh_runs(rhombus):
     clock = ManualClock()
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=5, clock=clock)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=5, clock=clock)
         await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
         rhombus.set_clip(ids[0], percentComplete=99)
         rhombus.inject(Fault("slow", path=PAGES, delay=30.0))
@@ -130,9 +133,7 @@ async def test_a_failed_refresh_is_reported_not_hidden_behind_old_answers(rhombu
     clock = ManualClock()
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=5, clock=clock)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=5, clock=clock)
         await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
         rhombus.inject(Fault("error_body", path=PAGES, times=2))
         clock.advance(6)
@@ -152,9 +153,7 @@ async def test_few_clips_are_asked_one_by_one(rhombus):
     """Below the batching threshold each clip costs one call, and answers are reused for a round."""
     ids = _add_live_clips(rhombus, 3)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=60)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=60)
 
         for _ in range(2):
             await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
@@ -194,9 +193,7 @@ async def test_asking_for_the_latest_bypasses_the_pages(rhombus):
     """Someone pressing Refresh gets Rhombus's answer now, not the last page's."""
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=60)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=60)
         await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
         rhombus.set_clip(ids[0], percentComplete=77)
 
@@ -212,9 +209,7 @@ async def test_a_poll_does_not_wait_for_the_pages_that_bring_its_first_answer(rh
     """Before the first refresh, a polling job gets None at once; afterwards, the page's answer."""
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
-        feed = ClipFeed(client, max_age=60)
-        for clip_id in ids:
-            feed.follow(clip_id, None)
+        feed = _following(client, ids, max_age=60)
         rhombus.inject(Fault("slow", path=PAGES, delay=0.3))
 
         first = [await feed.poll(clip_id) for clip_id in ids]

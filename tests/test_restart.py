@@ -457,71 +457,67 @@ async def test_a_restart_spreads_the_first_polls_over_one_interval(make_settings
     assert max(gaps) == pytest.approx(0.03, abs=0.001)  # 30 s / 1,000, one after the other
 
 
-async def test_what_a_message_shows_is_stored_by_the_time_the_bot_has_stopped(
-    make_settings, slack, rhombus
-):
-    """A poll's news is written in batches; stopping writes the last batch before closing."""
-    clip_id = rhombus.add_clip(script=stays("UPLOADING", "Uploading video", 20))
-    settings = make_settings()
-    bot = await Bot.start(settings)
-    try:
-        await post(
-            f"http://127.0.0.1:{bot.port}/slack/events",
-            slash_command(clip_id, response_url=slack.response_url()),
-            signing_secret=SIGNING_SECRET,
-        )
-        await slack.wait_for(lambda s: len(s.calls_to("chat.postMessage")) == 1)
-        rhombus.set_clip(clip_id, percentComplete=64)
-        await slack.wait_for(lambda s: len(s.calls_to("chat.update")) == 1)
-    finally:
-        await bot.stop()  # at once: well within the batch's delay
+FOLLOWED = "Followed0123456789abcd"
 
-    store = Store(settings.async_database_url)
+
+async def follow_one(bot: Bot, slack: SlackSimulator, rhombus: RhombusSimulator) -> Message:
+    """Follow one clip that stays at 20 %; its status message, once stored as followed."""
+    rhombus.add_clip(FOLLOWED, script=stays("UPLOADING", "Uploading video", 20))
+    await post(
+        f"http://127.0.0.1:{bot.port}/slack/events",
+        slash_command(FOLLOWED, response_url=slack.response_url()),
+        signing_secret=SIGNING_SECRET,
+    )
+    await slack.wait_for(lambda s: len(s.calls_to("chat.postMessage")) == 1)
+    (message,) = (m for m in slack.messages.values() if m.thread_ts is None)
+    await stored(bot, message, TrackingState.FOLLOWING)
+    return message
+
+
+async def stored_percent(bot: Bot) -> int | None:
+    """The percentage the database holds for the one tracking there is."""
+    store = Store(bot.settings.async_database_url)
     try:
         (tracking,) = await store.unfinished()
     finally:
         await store.close()
-    (message,) = (m for m in slack.messages.values() if m.thread_ts is None)
+    return tracking.percent
+
+
+async def test_what_a_message_shows_is_stored_by_the_time_the_bot_has_stopped(bot, slack, rhombus):
+    """A poll's news is written in batches; stopping writes the last batch before closing."""
+    message = await follow_one(bot, slack, rhombus)
+    rhombus.set_clip(FOLLOWED, percentComplete=64)
+    await slack.wait_for(lambda s: len(s.calls_to("chat.update")) == 1)
+    await bot.stop()  # at once: well within the batch's delay
+
+    store = Store(bot.settings.async_database_url)
+    try:
+        (tracking,) = await store.unfinished()
+    finally:
+        await store.close()
     assert (64, 64) == (tracking.percent, (tracking.clip or {})["percentComplete"])
     # The edit's success is recorded: the next start does not send it again.
     assert RenderedMessage(message.text, message.blocks).fingerprint == tracking.fingerprint
 
 
 async def test_a_write_the_database_refuses_is_kept_and_retried(
-    make_settings, slack, rhombus, caplog, tmp_path
+    bot, slack, rhombus, caplog, tmp_path
 ):
     """A batch the database refuses (locked elsewhere) is logged, kept, and written later."""
-    clip_id = rhombus.add_clip(script=stays("UPLOADING", "Uploading video", 20))
-    settings = make_settings()
-    bot = await Bot.start(settings)
+    message = await follow_one(bot, slack, rhombus)
+    holder = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
-        await post(
-            f"http://127.0.0.1:{bot.port}/slack/events",
-            slash_command(clip_id, response_url=slack.response_url()),
-            signing_secret=SIGNING_SECRET,
-        )
-        await slack.wait_for(lambda s: len(s.calls_to("chat.postMessage")) == 1)
-        (message,) = (m for m in slack.messages.values() if m.thread_ts is None)
-        await stored(bot, message, TrackingState.FOLLOWING)
-        holder = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        try:
-            rhombus.set_clip(clip_id, percentComplete=64)
-            await slack.wait_for(lambda _: "64%" in message.text)
-            await wait_until(lambda: "cannot write" in caplog.text, seconds=15)
-        finally:
-            holder.rollback()
-            holder.close()
-        store = Store(settings.async_database_url)
-        try:
-            # The retry comes a few seconds later.
-            async with asyncio.timeout(15):
-                while (await store.unfinished())[0].percent != 64:  # noqa: ASYNC110
-                    await asyncio.sleep(0.1)
-        finally:
-            await store.close()
+        rhombus.set_clip(FOLLOWED, percentComplete=64)
+        await slack.wait_for(lambda _: "64%" in message.text)
+        await wait_until(lambda: "cannot write" in caplog.text, seconds=15)
     finally:
-        await bot.stop()
+        holder.rollback()
+        holder.close()
+    async with asyncio.timeout(15):  # the retry comes a few seconds later
+        while await stored_percent(bot) != 64:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
 
     (failure,) = [r for r in caplog.records if "cannot write" in r.getMessage()]
     assert "database is locked; retrying" in failure.getMessage()
