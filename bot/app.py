@@ -314,6 +314,8 @@ class _Listeners:
 
 
 def _cannot_post(clip_id: str, error: str, bot_user_id: str | None) -> str:
+    if error == "ratelimited":
+        return f"Slack asked the bot to slow down; try `{clip_id}` again in a minute."
     if error in _CANNOT_POST:
         bot = f"<@{bot_user_id}>" if bot_user_id else "the bot"
         return f"I can't post in this channel ({error}): `/invite {bot}`, then try again."

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from slack_sdk.web.async_client import AsyncWebClient
+    from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
@@ -42,6 +43,10 @@ REJECTIONS_BEFORE_NOT_FOUND = 3
 # A live message is edited when the bar fills one more of its ten segments, not at every percent:
 # a workspace's edits are few (Slack allows about 50 a minute), and many messages share them.
 EDIT_STEP_PERCENT = 10
+# A status message refused with a Retry-After up to this long is posted again after it, up to
+# POST_ATTEMPTS times in all; longer, and the person is told to try again.
+POST_RETRY_AFTER_SECONDS = 3.0
+POST_ATTEMPTS = 3
 # Resumed jobs are added in slices, letting the loop run (and the first polls start) in between.
 RESUME_SLICE = 200
 # What polls see is written to the database in batches, at most this long after it was seen;
@@ -318,18 +323,7 @@ class Tracker:
         tracking.ending = ending
         message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
         try:
-            answer = await self._slack.chat_postMessage(
-                channel=channel_id,
-                thread_ts=thread_ts,
-                text=message.text,
-                blocks=message.blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={
-                    "event_type": METADATA_EVENT,
-                    "event_payload": {"tracking_id": tracking.id, "clip_id": clip_id},
-                },
-            )
+            answer = await self._post_status(tracking, message)
         except SlackApiError as error:
             await self._store.delete(tracking.id)
             raise PostError(_slack_error(error)) from error
@@ -357,6 +351,46 @@ class Tracker:
             self._adopt(tracking, clip)
             self._schedule(tracking.id, _after(self._settings.poll_interval))
         return tracking
+
+    async def _post_status(
+        self, tracking: Tracking, message: RenderedMessage
+    ) -> AsyncSlackResponse:
+        """Post the status message, waiting out a short Retry-After: the person is waiting anyway.
+
+        (Several clips asked for at once are several messages in one channel at once.)
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._slack.chat_postMessage(
+                    channel=tracking.channel_id,
+                    thread_ts=tracking.thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    metadata={
+                        "event_type": METADATA_EVENT,
+                        "event_payload": {"tracking_id": tracking.id, "clip_id": tracking.clip_id},
+                    },
+                )
+            except SlackApiError as error:
+                # Only a 429 surely posted nothing; anything else could duplicate the message.
+                wait = _retry_after(error)
+                if (
+                    _slack_error(error) != "ratelimited"
+                    or wait > POST_RETRY_AFTER_SECONDS
+                    or attempt == POST_ATTEMPTS
+                ):
+                    raise
+                logger.info(
+                    "posting clip %s: Slack asked to wait %.0f s; waiting",
+                    tracking.clip_id,
+                    wait,
+                    extra=_context(tracking),
+                )
+                await asyncio.sleep(wait)
 
     async def permalink(self, tracking: Tracking) -> str | None:
         """A link to the tracking's status message, if Slack gives one."""

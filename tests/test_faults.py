@@ -511,3 +511,31 @@ async def test_rate_limited_final_reply_waits_for_retry_after(bot, slack, rhombu
     await finished(bot, message)
     limited, delivered = replies_to(slack, message)
     assert delivered.time - limited.time >= 1.0
+
+
+async def test_a_status_message_refused_for_a_moment_is_posted_after_it(bot, slack, rhombus):
+    """Slack's 429 with a short Retry-After on the status message: the bot waits and posts it."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    slack.fail("chat.postMessage", status=429, retry_after=1)
+
+    await follow(bot, slack, CLIP)
+
+    refused, posted = slack.calls_to("chat.postMessage")
+    assert (429, 200) == (refused.status, posted.status)
+    assert posted.time - refused.time >= 1.0
+    assert [] == slack.ephemerals
+    (message,) = status_messages(slack)
+    await stored(bot, message, TrackingState.FOLLOWING)
+
+
+async def test_a_status_message_refused_for_long_is_not_left_half_done(bot, slack, rhombus):
+    """A long Retry-After: the person is told to try again; nothing is posted or kept."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
+    slack.fail("chat.postMessage", status=429, retry_after=30)
+
+    await clip_command(bot, slack, CLIP)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert f"try `{CLIP}` again in a minute" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+    assert [] == list(await bot.store.unfinished())
