@@ -44,8 +44,9 @@ class ClipFeed:
     - an older one is answered at once too, with what the last refresh saw, while a new refresh
       runs in the background (one at a time): polls never queue behind pages, and a clip is at
       most one refresh old;
-    - a clip never seen waits for the refresh under way; one the pages did not return (deleted,
-      or further back than a refresh reads) falls back to its own call.
+    - a clip never seen waits for a refresh that looks for it (`poll`, for polling jobs, answers
+      None at once instead); one the pages did not return (deleted, or further back than a
+      refresh reads) falls back to its own call.
 
     When a refresh fails, older answers are not served: questions wait for the next refresh and
     get its error, so every poll learns that Rhombus is in trouble.
