@@ -27,7 +27,7 @@ from bot.rhombus import (
     RhombusClient,
     RhombusError,
 )
-from bot.tracker import AlreadyFollowing, PostError, Tracker
+from bot.tracker import SHORT_WAIT_SECONDS, AlreadyFollowing, PostError, Tracker
 
 if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SHORTCUT_CALLBACK_ID = "track_clip"
-# A Rhombus Retry-After this short is waited out for a lookup instead of answering "try again".
-SHORT_WAIT_SECONDS = 3.0
 _CANNOT_POST = frozenset(
     {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 )

@@ -75,8 +75,6 @@ class ClipFeed:
         self._missed: set[str] = set()  # followed clips the last complete refresh did not return
         self._refreshing: asyncio.Task[None] | None = None
         self._failed = False  # whether the last refresh ended in an error
-        self.page_calls = 0
-        self.single_calls = 0
 
     def follow(self, clip_id: str, created_at_ms: int | None) -> None:
         """Count one more follower of a clip."""
@@ -100,22 +98,16 @@ class ClipFeed:
             self._refreshing.cancel()
 
     @property
-    def live(self) -> int:
-        """How many distinct clips are followed."""
-        return len(self._followed)
-
-    @property
     def max_pages(self) -> int:
         """How many pages one refresh may read for the clips followed now."""
         return max(self._min_pages, 2 * math.ceil(len(self._followed) / PAGE_SIZE))
 
-    async def get(self, clip_id: str, *, latest: bool = False) -> Clip:
-        """The clip as Rhombus reports it: at most `max_age` old, or one refresh old.
+    async def fetch(self, clip_id: str) -> Clip:
+        """The clip as Rhombus reports it now, asked ahead of polls: someone wants the news."""
+        return await self._get_one(clip_id, Priority.LOOKUP)
 
-        `latest` asks Rhombus itself, ahead of polls: someone asked for the news now.
-        """
-        if latest:
-            return await self._get_one(clip_id, Priority.LOOKUP)
+    async def get(self, clip_id: str) -> Clip:
+        """The clip as Rhombus reports it: at most `max_age` old, or one refresh old."""
         snapshot = self._snapshots.get(clip_id)
         if snapshot is not None and self._clock() - snapshot.at < self._max_age:
             return snapshot.clip
@@ -152,7 +144,6 @@ class ClipFeed:
         return await self.get(clip_id)
 
     async def _get_one(self, clip_id: str, priority: Priority) -> Clip:
-        self.single_calls += 1
         clip = await self._rhombus.get_clip(clip_id, priority=priority)
         if clip_id in self._followed:
             self._snapshots[clip_id] = _Snapshot(clip, self._clock())
@@ -198,7 +189,6 @@ class ClipFeed:
         token: str | None = None
         for _ in range(self.max_pages):
             page = await self._rhombus.get_clips_page(page_size=PAGE_SIZE, page_token=token)
-            self.page_calls += 1
             now = self._clock()
             for clip in page.clips:
                 if clip.uuid in self._followed:

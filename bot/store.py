@@ -201,11 +201,6 @@ class Store:
             if found is not None:
                 await session.delete(found)
 
-    async def get(self, tracking_id: str) -> Tracking | None:
-        """The tracking with that id, if any."""
-        async with self._sessions() as session:
-            return await session.get(Tracking, tracking_id)
-
     async def find_open(self, team_id: str, channel_id: str, clip_id: str) -> Tracking | None:
         """The unfinished tracking of that clip in that channel, if any."""
         query = select(Tracking).where(

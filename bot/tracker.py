@@ -43,11 +43,13 @@ REJECTIONS_BEFORE_NOT_FOUND = 3
 # A live message is edited when the bar fills one more of its ten segments, not at every percent:
 # a workspace's edits are few (Slack allows about 50 a minute), and many messages share them.
 EDIT_STEP_PERCENT = 10
-# A status message refused with a Retry-After up to this long is posted again after it, up to
-# POST_ATTEMPTS times in all; longer, and the person is told to try again.
-POST_RETRY_AFTER_SECONDS = 3.0
+# A Retry-After this short (from Slack or Rhombus) is waited out while a person waits for a new
+# status message, rather than telling them to try again; a status message is tried at most
+# POST_ATTEMPTS times.
+SHORT_WAIT_SECONDS = 3.0
 POST_ATTEMPTS = 3
-# Resumed jobs are added in slices, letting the loop run (and the first polls start) in between.
+# Resumed trackings are loaded and scheduled in slices, letting the loop run (and the first polls
+# start) in between.
 RESUME_SLICE = 200
 # What polls see is written to the database in batches, at most this long after it was seen;
 # endings, and anything a restart must not repeat, are written at once.
@@ -176,20 +178,16 @@ class Tracker:
             if tracking.state != TrackingState.POSTING or await self._recover(tracking)
         ]
         # Every clip is in the feed before the first poll, so the first refresh reads them all.
-        for index, tracking in enumerate(trackings):
+        async for _, tracking in _in_slices(trackings):
             self._adopt(tracking, _load(tracking.clip))
-            if index % RESUME_SLICE == RESUME_SLICE - 1:
-                await asyncio.sleep(0)  # the loop goes on serving while thousands are loaded
         if settle is not None:
             settle()
         # Spread the first polls evenly over one interval from now, so a restart is not a burst
         # of calls; the loop runs between slices, so polls start on time while the rest is added.
         start = datetime.now(UTC)
         step = self._settings.poll_interval / max(1, len(trackings))
-        for index, tracking in enumerate(trackings):
+        async for index, tracking in _in_slices(trackings):
             self._schedule(tracking.id, start + timedelta(seconds=step * index))
-            if index % RESUME_SLICE == RESUME_SLICE - 1:
-                await asyncio.sleep(0)
         logger.info("resumed %d tracking(s)", len(trackings))
         return len(trackings)
 
@@ -380,7 +378,7 @@ class Tracker:
                 wait = _retry_after(error)
                 if (
                     _slack_error(error) != "ratelimited"
-                    or wait > POST_RETRY_AFTER_SECONDS
+                    or wait > SHORT_WAIT_SECONDS
                     or attempt == POST_ATTEMPTS
                 ):
                     raise
@@ -464,7 +462,7 @@ class Tracker:
         latest, live.latest = live.latest, False
         try:
             if latest:
-                clip: Clip | None = await self._feed.get(live.tracking.clip_id, latest=True)
+                clip: Clip | None = await self._feed.fetch(live.tracking.clip_id)
             else:
                 clip = await self._feed.poll(live.tracking.clip_id)
         except RejectedError as error:
@@ -589,10 +587,11 @@ class Tracker:
                 return await self._slack_failed(tracking, error, "chat.update")
             self._slack_failures.pop(tracking.team_id, None)
             tracking.fingerprint = message.fingerprint
-            self._save_later(tracking)
             # Only the edit that shows the end finishes; an older one still in flight does not.
             if final and tracking.ending is not None:
                 await self._finish(live)
+            else:
+                self._save_later(tracking)
         return None
 
     async def _finish(self, live: _Live) -> None:
@@ -846,6 +845,14 @@ def _context(tracking: Tracking) -> dict[str, str | None]:
 
 def _job_id(tracking_id: str) -> str:
     return f"tracking:{tracking_id}"
+
+
+async def _in_slices(trackings: list[Tracking]) -> AsyncIterator[tuple[int, Tracking]]:
+    """Enumerate `trackings`, letting the loop run between slices: thousands take a while."""
+    for index, tracking in enumerate(trackings):
+        yield index, tracking
+        if index % RESUME_SLICE == RESUME_SLICE - 1:
+            await asyncio.sleep(0)
 
 
 def _after(seconds: float) -> datetime:

@@ -198,7 +198,7 @@ async def test_asking_for_the_latest_bypasses_the_pages(rhombus):
         rhombus.set_clip(ids[0], percentComplete=77)
 
         cached = await feed.get(ids[0])
-        latest = await feed.get(ids[0], latest=True)
+        latest = await feed.fetch(ids[0])
         after = await feed.get(ids[0])
 
     assert (0, 77, 77) == (cached.percent, latest.percent, after.percent)

@@ -650,6 +650,15 @@ async def test_calls_waiting_their_turn_honour_a_429_that_came_meanwhile(rhombus
     assert 4 == rhombus.calls["/api/event/getClipWithProgress"]
 
 
+async def queue_polls(
+    client: RhombusClient, rhombus: RhombusSimulator, clip_id: str
+) -> list[asyncio.Task[Clip]]:
+    """Spend a 5-a-second budget on polls: ten go at once, four more wait their turn."""
+    polls = [asyncio.create_task(client.get_clip(clip_id)) for _ in range(14)]
+    await wait_until(lambda: rhombus.calls[GET_CLIP_PATH] == 10)
+    return polls
+
+
 async def test_a_persons_lookup_goes_ahead_of_queued_page_and_polls(
     rhombus: RhombusSimulator,
 ) -> None:
@@ -659,9 +668,7 @@ async def test_a_persons_lookup_goes_ahead_of_queued_page_and_polls(
     async with RhombusClient(
         api_key=RHOMBUS_KEY, base_url=rhombus.url, calls_per_second=5
     ) as client:
-        # A burst of ten polls goes at once; four more wait for their turn, 0.2 s apart.
-        polls = [asyncio.create_task(client.get_clip(polled)) for _ in range(14)]
-        await wait_until(lambda: rhombus.calls[GET_CLIP_PATH] == 10)
+        polls = await queue_polls(client, rhombus, polled)
         page = asyncio.create_task(client.get_clips_page())
         lookup = asyncio.create_task(client.get_clip(looked_up, priority=Priority.LOOKUP))
         await asyncio.gather(*polls, page, lookup)
@@ -676,8 +683,7 @@ async def test_camera_names_go_ahead_of_queued_polls(rhombus: RhombusSimulator) 
     async with RhombusClient(
         api_key=RHOMBUS_KEY, base_url=rhombus.url, calls_per_second=5
     ) as client:
-        polls = [asyncio.create_task(client.get_clip(polled)) for _ in range(14)]
-        await wait_until(lambda: rhombus.calls[GET_CLIP_PATH] == 10)
+        polls = await queue_polls(client, rhombus, polled)
         names = asyncio.create_task(client.camera_names())
         await asyncio.gather(*polls, names)
 
