@@ -36,9 +36,9 @@ from bench.bot_process import BotProcess
 from bench.figures import busiest_window, machine, percentile, say, secs, table
 from bench.load import CommandSender
 from bench.stage import bot_settings, channels
+from bot.progress import EDIT_STEP_PERCENT
 from bot.rhombus_sim import RhombusSimulator, completes, fails
 from bot.slack_sim import SlackSimulator
-from bot.tracker import EDIT_STEP_PERCENT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

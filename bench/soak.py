@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Literal, SupportsIndex, TextIO
 
 import httpx
 
-from bot.blocks import ACTION_REFRESH, ACTION_STOP, Ending
+from bot.blocks import ACTION_REFRESH, ACTION_STOP
+from bot.clips import Ending
 from bot.config import Settings
 from bot.logs import TextFormatter
 from bot.rhombus_sim import (

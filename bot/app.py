@@ -18,7 +18,7 @@ from bot.blocks import (
     render_status,
     truncate,
 )
-from bot.budget import Priority
+from bot.budget import SHORT_WAIT_SECONDS, Priority
 from bot.clips import Clip, Visibility, find_references, parse_references
 from bot.rhombus import (
     AuthenticationError,
@@ -27,7 +27,8 @@ from bot.rhombus import (
     RhombusClient,
     RhombusError,
 )
-from bot.tracker import SHORT_WAIT_SECONDS, AlreadyFollowing, PostError, Tracker
+from bot.slack_messages import UNREACHABLE as SLACK_UNREACHABLE
+from bot.tracker import AlreadyFollowing, NotPosted, Tracker
 
 if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
@@ -242,17 +243,16 @@ class _Listeners:
             return clip
         if clip.visibility is not Visibility.ORG_WIDE and not self._policy.post_restricted_clips:
             return self._restricted(clip_id, clip, request.user_id)
-        try:
-            result = await self._tracker.open(
-                team_id=request.team_id,
-                channel_id=request.channel_id,
-                thread_ts=request.thread_ts,
-                clip_id=clip_id,
-                requester_id=request.user_id,
-                clip=clip,
-            )
-        except PostError as error:
-            return _cannot_post(clip_id, error.error, context.bot_user_id)
+        result = await self._tracker.follow(
+            team_id=request.team_id,
+            channel_id=request.channel_id,
+            thread_ts=request.thread_ts,
+            clip_id=clip_id,
+            requester_id=request.user_id,
+            clip=clip,
+        )
+        if isinstance(result, NotPosted):
+            return _cannot_post(clip_id, result.error, context.bot_user_id)
         if isinstance(result, AlreadyFollowing):
             return await self._already_following(clip_id, result.tracking)
         return None
@@ -314,6 +314,8 @@ class _Listeners:
 def _cannot_post(clip_id: str, error: str, bot_user_id: str | None) -> str:
     if error == "ratelimited":
         return f"Slack asked the bot to slow down; try `{clip_id}` again in a minute."
+    if error == SLACK_UNREACHABLE:
+        return f"Slack could not be reached; try `{clip_id}` again in a minute."
     if error in _CANNOT_POST:
         bot = f"<@{bot_user_id}>" if bot_user_id else "the bot"
         return f"I can't post in this channel ({error}): `/invite {bot}`, then try again."

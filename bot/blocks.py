@@ -7,11 +7,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bot.clips import Clip, ClipStatus, Visibility
+from bot.clips import Clip, ClipStatus, Ending, Visibility
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,18 +53,6 @@ _WHITESPACE = re.compile(r"\s+")
 _ENTITIES = ("&amp;", "&lt;", "&gt;")
 
 JsonBlock = dict[str, Any]
-
-
-class Ending(StrEnum):
-    """Why following a clip stopped."""
-
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-    DELETED = "DELETED"
-    STOPPED = "STOPPED"
-    GAVE_UP = "GAVE_UP"
-    UNREACHABLE = "UNREACHABLE"
-    NOT_FOUND = "NOT_FOUND"
 
 
 @dataclass(frozen=True)
@@ -167,7 +154,7 @@ def render_status(view: StatusView) -> RenderedMessage:
 
 def render_final_reply(view: StatusView) -> RenderedMessage | None:
     """The thread reply that tells the requester their clip is ready, failed or was deleted."""
-    if view.ending not in _OUTCOMES:
+    if view.ending is None or not view.ending.is_outcome:
         return None
     title = _one_line(_title(view), _TITLE_LIMIT)
     if view.ending is Ending.COMPLETE:
@@ -221,7 +208,6 @@ _IN_PROGRESS: dict[ClipStatus, tuple[str, str]] = {
     ClipStatus.OFFLINE: ("📴", "Camera offline"),
     ClipStatus.UNKNOWN: ("❔", "Status unknown"),
 }
-_OUTCOMES = frozenset({Ending.COMPLETE, Ending.FAILED, Ending.DELETED})
 _READY = _Line("✅ Ready", "Ready")
 _DELETED = _Line("🗑️ This clip was deleted in Rhombus", "Deleted in Rhombus")
 _LOOKING_UP = _Line("🔎 Looking up the clip in Rhombus…", "Looking it up in Rhombus")
@@ -246,14 +232,9 @@ def _state(view: StatusView) -> _Line | None:
 
 def _outcome(view: StatusView) -> Ending | None:
     """COMPLETE, FAILED or DELETED once the tracker or the clip itself says so."""
-    if view.ending in _OUTCOMES:
+    if view.ending is not None and view.ending.is_outcome:
         return view.ending
-    clip = view.clip
-    if clip is None:
-        return None
-    if clip.succeeded:
-        return Ending.COMPLETE
-    return {ClipStatus.FAILED: Ending.FAILED, ClipStatus.DELETED: Ending.DELETED}.get(clip.status)
+    return view.clip.ending if view.clip is not None else None
 
 
 def _progress(clip: Clip, percent: int | None) -> _Line:

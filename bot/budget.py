@@ -26,6 +26,34 @@ class Priority(IntEnum):
     POLL = 2  # one clip's own poll
 
 
+# A Retry-After this short (from Slack or Rhombus) is waited out while a person waits for an
+# answer, rather than telling them to try again.
+SHORT_WAIT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays growing geometrically with each attempt, capped, spread at random.
+
+    Attempt `n` waits `base * factor ** n`, at most `cap`, multiplied by a factor between
+    `spread[0]` and `spread[1]` picked by `draw` (a random number in [0, 1), passed in so the
+    delays stay a pure function of their inputs): retries that failed together do not all come
+    back at the same moment.
+    """
+
+    base: float
+    factor: float
+    cap: float
+    spread: tuple[float, float] = (0.5, 1.0)
+
+    def delay(self, attempt: int, draw: float) -> float:
+        """Seconds to wait before attempt number `attempt` (counted from 1)."""
+        # The exponent is bounded so a long outage cannot overflow a float.
+        grown = min(self.cap, self.base * self.factor ** min(attempt, 64))
+        low, high = self.spread
+        return grown * (low + (high - low) * draw)
+
+
 class TokenBucket:
     """`rate` tokens a second, at most `burst` saved up; `pause` stops it for a while.
 

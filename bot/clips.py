@@ -1,4 +1,4 @@
-"""The domain: a Rhombus saved clip, its status, and the clip references people paste into Slack."""
+"""The domain: a Rhombus saved clip, its status, how following it ends, and clip references."""
 
 from __future__ import annotations
 
@@ -51,6 +51,41 @@ class ClipStatus(StrEnum):
 
 
 _FINAL_STATUSES = frozenset({ClipStatus.COMPLETE, ClipStatus.FAILED, ClipStatus.DELETED})
+
+
+class Ending(StrEnum):
+    """How following a clip ended: stored with its tracking, shown by its status message.
+
+    The values are what the database holds; the last two were stored in lower case before they
+    joined this vocabulary, and stay so.
+    """
+
+    # The clip's own outcome, announced in the message's thread.
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+    # The bot stopped following; the status message says why.
+    STOPPED = "STOPPED"  # someone pressed Stop
+    GAVE_UP = "GAVE_UP"  # no progress for too long
+    UNREACHABLE = "UNREACHABLE"  # Rhombus could not be reached for too long
+    NOT_FOUND = "NOT_FOUND"  # Rhombus kept answering that it has no such clip
+    # The message can no longer be shown to anyone.
+    MESSAGE_GONE = "message_gone"  # deleted, or its channel archived or left
+    UNINSTALLED = "uninstalled"  # the app's install in the workspace is gone
+
+    @property
+    def is_outcome(self) -> bool:
+        """Whether this is the clip's own end (ready, failed, deleted), worth announcing."""
+        return self in _OUTCOMES
+
+    @property
+    def is_shown(self) -> bool:
+        """Whether the status message can still show it."""
+        return self not in _UNSHOWN
+
+
+_OUTCOMES = frozenset({Ending.COMPLETE, Ending.FAILED, Ending.DELETED})
+_UNSHOWN = frozenset({Ending.MESSAGE_GONE, Ending.UNINSTALLED})
 
 
 class Visibility(StrEnum):
@@ -144,14 +179,20 @@ class Clip(ApiModel):
         )
 
     @property
-    def failed(self) -> bool:
-        """Whether the clip failed or was deleted: it will never become ready."""
-        return self.status in {ClipStatus.FAILED, ClipStatus.DELETED}
+    def ending(self) -> Ending | None:
+        """The clip's own outcome once it has one: the one rule from a clip to its ending."""
+        if self.succeeded:
+            return Ending.COMPLETE
+        if self.status is ClipStatus.DELETED:
+            return Ending.DELETED
+        if self.status is ClipStatus.FAILED:
+            return Ending.FAILED
+        return None
 
     @property
     def is_final(self) -> bool:
         """Whether the clip will not change any more, so following it can stop."""
-        return self.succeeded or self.failed
+        return self.ending is not None
 
     @property
     def percent(self) -> int | None:

@@ -102,11 +102,11 @@ class ClipFeed:
         """How many pages one refresh may read for the clips followed now."""
         return max(self._min_pages, 2 * math.ceil(len(self._followed) / PAGE_SIZE))
 
-    async def fetch(self, clip_id: str) -> Clip:
+    async def fresh(self, clip_id: str) -> Clip:
         """The clip as Rhombus reports it now, asked ahead of polls: someone wants the news."""
         return await self._get_one(clip_id, Priority.LOOKUP)
 
-    async def get(self, clip_id: str) -> Clip:
+    async def recent(self, clip_id: str) -> Clip:
         """The clip as Rhombus reports it: at most `max_age` old, or one refresh old."""
         snapshot = self._snapshots.get(clip_id)
         if snapshot is not None and self._clock() - snapshot.at < self._max_age:
@@ -125,7 +125,7 @@ class ClipFeed:
         return await self._get_one(clip_id, Priority.POLL)
 
     async def poll(self, clip_id: str) -> Clip | None:
-        """For a polling job: like `get`, but never waiting for pages.
+        """For a polling job: like `recent`, but never waiting for pages.
 
         None while the first refresh that looks for the clip is under way: the job asks again
         next round, rather than thousands of jobs waiting for the same pages and then all
@@ -141,7 +141,7 @@ class ClipFeed:
                 return await self._get_one(clip_id, Priority.POLL)
             self._refresh()
             return None
-        return await self.get(clip_id)
+        return await self.recent(clip_id)
 
     async def _get_one(self, clip_id: str, priority: Priority) -> Clip:
         clip = await self._rhombus.get_clip(clip_id, priority=priority)

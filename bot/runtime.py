@@ -1,35 +1,25 @@
-"""The running bot: built in order, serving Slack and `/healthz`, torn down in reverse."""
+"""The running bot: every part built in order, and torn down in reverse on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import signal
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING, Self
 
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.request.async_internals import build_async_context
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.request.payload_utils import (
-    is_block_actions,
-    is_message_shortcut,
-    is_slash_command,
-)
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Policy, build_app, register_listeners
 from bot.feed import ClipFeed
+from bot.progress import Pacing
 from bot.rhombus import RhombusClient
+from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
+from bot.slack_messages import SlackMessages
 from bot.store import Store
 from bot.tracker import Tracker, TrackerSettings
 
@@ -42,9 +32,6 @@ logger = logging.getLogger(__name__)
 
 # Allocations between two young-generation garbage collections (Python's default is 700).
 GC_THRESHOLD = 10_000
-
-SLACK_EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
@@ -59,12 +46,14 @@ class Bot:
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
-    verifier: SignatureVerifier | None = None
-    runner: web.AppRunner | None = None
+    server: Server = field(init=False)
     socket_mode: AsyncSocketModeHandler | None = None
-    port: int = 0
     _stopped: bool = field(default=False, repr=False)
-    _dispatches: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    @property
+    def port(self) -> int:
+        """The port `/healthz` (and in HTTP mode `/slack/events`) are served on."""
+        return self.server.port
 
     @classmethod
     async def start(cls, settings: Settings) -> Self:
@@ -79,18 +68,18 @@ class Bot:
         )
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
-        feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
-            feed=feed,
-            slack=slack,
+            feed=ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9),
+            messages=SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute),
             scheduler=scheduler,
             settings=TrackerSettings(
-                poll_interval=settings.poll_interval_seconds,
-                edits_per_minute=settings.slack_edits_per_minute,
-                max_poll_interval=settings.max_poll_interval_seconds,
-                give_up_after=settings.give_up_minutes * 60,
+                pacing=Pacing(
+                    interval=settings.poll_interval_seconds,
+                    max_interval=settings.max_poll_interval_seconds,
+                    give_up_after=settings.give_up_minutes * 60,
+                ),
                 console_url=settings.console_url,
             ),
         )
@@ -119,12 +108,9 @@ class Bot:
             scheduler=scheduler,
             tracker=tracker,
             app=app,
-            verifier=None if signing_secret is None else SignatureVerifier(signing_secret),
         )
-        runner = bot.runner = web.AppRunner(bot._web_app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        bot.port = _bound_port(runner) or settings.port
+        bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
+        await bot.server.start(settings.host, settings.port)
         if settings.socket_mode and settings.slack_app_token is not None:
             bot.socket_mode = AsyncSocketModeHandler(
                 app, settings.slack_app_token.get_secret_value()
@@ -157,12 +143,11 @@ class Bot:
                 await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
         if self.scheduler.running:
             self.scheduler.pause()
-        await self._finish_dispatches(grace)
+        await self.server.finish(grace)
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await self.server.close()
         await self.rhombus.aclose()
         await self.store.close()
         logger.info("stopped")
@@ -175,61 +160,6 @@ class Bot:
         }
         return all(checks.values()), checks
 
-    def _web_app(self) -> web.Application:
-        web_app = web.Application(client_max_size=1024 * 1024)
-        web_app.router.add_get(HEALTH_PATH, self._health)
-        if not self.settings.socket_mode:
-            web_app.router.add_post(SLACK_EVENTS_PATH, self._slack_events)
-        return web_app
-
-    async def _health(self, _request: web.Request) -> web.Response:
-        ok, checks = await self.healthy()
-        return web.json_response(
-            {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
-        )
-
-    async def _slack_events(self, request: web.Request) -> web.Response:
-        # Slack always sends UTF-8; anything else cannot carry a valid signature and gets 401.
-        body = (await request.read()).decode("utf-8", errors="replace")
-        bolt_request = _bolt_request(body, request)
-        if bolt_request is None:
-            # Bolt reads the body before it checks the signature; what it cannot read never
-            # came from Slack.
-            return _invalid_request()
-        if not _acknowledged_without_body(bolt_request.body):
-            if not _timestamp_readable(bolt_request):
-                return _invalid_request()  # Bolt would fail on it with a 500
-            bolt_response = await self.app.async_dispatch(bolt_request)
-            return await to_aiohttp_response(bolt_response)
-        # Slack waits at most 3 s for these and shows nothing of an empty answer: answer first,
-        # run the listener after. Only signed requests get that far; Bolt checks them again.
-        if self.verifier is None or not _signed(self.verifier, bolt_request):
-            return _invalid_request()
-        if self._stopped:
-            return web.json_response({"error": "shutting down"}, status=503)
-        task = asyncio.create_task(self._dispatch(bolt_request))
-        self._dispatches.add(task)
-        task.add_done_callback(self._dispatches.discard)
-        return web.Response()
-
-    async def _dispatch(self, bolt_request: AsyncBoltRequest) -> None:
-        """Run the listeners of a request Slack already has its answer to."""
-        try:
-            await self.app.async_dispatch(bolt_request)
-        except Exception:
-            logger.exception("a Slack request failed after it was acknowledged")
-
-    async def _finish_dispatches(self, seconds: float) -> None:
-        """Wait up to `seconds` for acknowledged requests to be handled; cancel the rest."""
-        if not self._dispatches:
-            return
-        _, pending = await asyncio.wait(set(self._dispatches), timeout=seconds)
-        for task in pending:
-            task.cancel()
-        if pending:
-            logger.warning("shutting down: cancelled %d Slack request(s) under way", len(pending))
-            await asyncio.wait(pending)
-
 
 def _freeze_start_up() -> None:
     """Keep what start-up loaded out of every later garbage collection.
@@ -241,75 +171,6 @@ def _freeze_start_up() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _acknowledged_without_body(body: dict[str, Any]) -> bool:
-    """Whether the bot answers it with an empty 200: commands, message shortcuts, clicks."""
-    return is_slash_command(body) or is_message_shortcut(body) or is_block_actions(body)
-
-
-def _signed(verifier: SignatureVerifier, bolt_request: AsyncBoltRequest) -> bool:
-    """Whether the request carries Slack's signature, read from the same headers Bolt reads."""
-    headers = bolt_request.headers
-    timestamp = headers.get("x-slack-request-timestamp", ["0"])[0]
-    signature = headers.get("x-slack-signature", [""])[0]
-    try:
-        return verifier.is_valid(bolt_request.raw_body, timestamp, signature)
-    except ValueError:  # a timestamp that is not a number
-        return False
-
-
-def _timestamp_readable(bolt_request: AsyncBoltRequest) -> bool:
-    """Whether the request's timestamp, if it has one, is a number, as Slack always sends it."""
-    timestamp = bolt_request.headers.get("x-slack-request-timestamp", ["0"])[0]
-    try:
-        int(timestamp)
-    except ValueError:
-        return False
-    return True
-
-
-def _invalid_request() -> web.Response:
-    return web.json_response({"error": "invalid request"}, status=401)
-
-
-def _bolt_request(body: str, request: web.Request) -> AsyncBoltRequest | None:
-    """The request for Bolt, or None when the body is not something Slack sends."""
-    parsed = _slack_body(body, request.content_type)
-    if parsed is None:
-        return None
-    try:
-        bolt_request = AsyncBoltRequest(
-            body=body, query=request.query_string, headers=dict(request.headers)
-        )
-        if bolt_request.body != parsed:
-            # Bolt reads any form body with "payload" in it as interactivity, so `/clip payload`
-            # or a link containing the word would be lost: use the right parse.
-            bolt_request.body = parsed
-            bolt_request.context = build_async_context(AsyncBoltContext({}), parsed)
-    except (ValueError, TypeError, AttributeError, KeyError):
-        return None
-    return bolt_request
-
-
-def _slack_body(body: str, content_type: str) -> dict[str, Any] | None:
-    """The request body as Slack means it: form fields, an interactivity payload, or JSON."""
-    try:
-        if content_type == "application/json" or body.startswith("{"):
-            parsed: object = json.loads(body)
-        else:
-            fields = dict(parse_qsl(body, keep_blank_values=True))
-            parsed = json.loads(fields["payload"]) if "payload" in fields else fields
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def _bound_port(runner: web.AppRunner) -> int | None:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return None
 
 
 async def serve(settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     String,
+    TypeDecorator,
     bindparam,
     event,
     select,
@@ -25,11 +28,20 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.clips import Ending
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
     from sqlalchemy.pool import ConnectionPoolEntry
+
+logger = logging.getLogger(__name__)
+
+# What polls see is written in batches, at most this long after it was seen.
+WRITE_BEHIND_SECONDS = 0.5
+# After a failed batch write, the rows are kept and written again this much later.
+WRITE_RETRY_SECONDS = 5.0
 
 
 class StoreError(Exception):
@@ -46,6 +58,19 @@ class TrackingState(StrEnum):
     POSTING = "posting"  # row stored, status message not yet confirmed posted
     FOLLOWING = "following"  # message posted; polling Rhombus and editing it
     FINISHED = "finished"  # final state delivered (or the message is gone): nothing more to do
+
+
+class _EndingColumn(TypeDecorator[Ending]):
+    """An `Ending` stored as its value in a plain string column."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Ending | None, dialect: Dialect) -> str | None:  # noqa: ARG002
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Ending | None:  # noqa: ARG002
+        return None if value is None else Ending(value)
 
 
 class Base(DeclarativeBase):
@@ -65,7 +90,7 @@ class Tracking(Base):
     clip_id: Mapped[str] = mapped_column(String(32))
     requester_id: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default=TrackingState.POSTING)
-    ending: Mapped[str | None] = mapped_column(String(16))
+    ending: Mapped[Ending | None] = mapped_column(_EndingColumn)
     stopped_by: Mapped[str | None] = mapped_column(String(32))
     clip: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     percent: Mapped[int | None]
@@ -97,6 +122,16 @@ class Tracking(Base):
     def new_id() -> str:
         """A fresh tracking id."""
         return uuid.uuid4().hex
+
+    @property
+    def log_context(self) -> dict[str, str | None]:
+        """Ids for every log line about the tracking (shown in text logs, fields in JSON)."""
+        return {
+            "tracking": self.id,
+            "team": self.team_id,
+            "channel": self.channel_id,
+            "clip": self.clip_id,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -232,7 +267,7 @@ class Store:
         async with self._sessions() as session:
             return (await session.scalars(query)).all()
 
-    async def finish_team(self, team_id: str, ending: str, now: float) -> list[str]:
+    async def finish_team(self, team_id: str, ending: Ending, now: float) -> list[str]:
         """Finish every unfinished tracking of a workspace; the ids that were finished."""
         async with self._sessions.begin() as session:
             ids = list(
@@ -248,6 +283,57 @@ class Store:
                 .values(state=TrackingState.FINISHED, ending=ending, finished_at=now)
             )
         return ids
+
+
+class WriteBehind:
+    """Writes changed rows in batches, shortly after they change, retrying when refused.
+
+    Followed clips change all the time; one transaction for whatever changed in the last half
+    second costs the database far less than one per change. What a restart must not repeat is
+    written at once with `Store.save` instead.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._unsaved: dict[str, Tracking] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    def save_later(self, tracking: Tracking) -> None:
+        """Write the row with the next batch."""
+        self._unsaved[tracking.id] = tracking
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_soon(), name="trackings-writer")
+
+    async def close(self) -> None:
+        """Write what is waiting, once, and stop."""
+        if self._writer is not None:
+            self._writer.cancel()
+        await self._write(retry=False)
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(WRITE_BEHIND_SECONDS)
+        # A failed write is retried on a timer; nothing else would signal the database is back.
+        while not await self._write(retry=True):  # noqa: ASYNC110
+            await asyncio.sleep(WRITE_RETRY_SECONDS)
+
+    async def _write(self, *, retry: bool) -> bool:
+        """Write every row waiting; False (rows kept if `retry`) when the database refused."""
+        if not self._unsaved:
+            return True
+        batch, self._unsaved = self._unsaved, {}
+        try:
+            await self._store.save_many(batch.values())
+        except StoreError as error:
+            logger.error(  # noqa: TRY400  # the reason is in the message; no traceback
+                "cannot write %d tracking(s) to the database: %s%s",
+                len(batch),
+                error,
+                "; retrying" if retry else "",
+            )
+            if retry:
+                self._unsaved = batch | self._unsaved
+            return False
+        return True
 
 
 _COLUMNS = tuple(column for column in Tracking.__table__.columns if column.key != "id")

@@ -20,7 +20,6 @@ from bot.blocks import (
     HEADER_TEXT_LIMIT,
     MESSAGE_BLOCKS_LIMIT,
     MESSAGE_TEXT_LIMIT,
-    Ending,
     RenderedMessage,
     StatusView,
     clip_link,
@@ -29,7 +28,7 @@ from bot.blocks import (
     render_status,
     truncate,
 )
-from bot.clips import Clip, ClipStatus
+from bot.clips import Clip, ClipStatus, Ending
 
 if TYPE_CHECKING:
     from collections.abc import Collection

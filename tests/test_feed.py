@@ -44,7 +44,7 @@ async def test_a_round_over_450_live_clips_costs_three_calls(rhombus):
         for clip_id in ids:
             feed.follow(clip_id, rhombus.clip_json(clip_id)["createdAtMs"])
 
-        clips = await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        clips = await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
 
     assert ids == [clip.uuid for clip in clips]
     assert {PAGES: 3} == {path: n for path, n in rhombus.calls.items() if path in {ONE, PAGES}}
@@ -58,7 +58,7 @@ async def test_clips_the_pages_miss_fall_back_to_their_own_call(rhombus):
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
         feed = _following(client, ids, max_age=60, min_pages=1)
 
-        clips = await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        clips = await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
 
     assert set(ids) == {clip.uuid for clip in clips}
     assert 4 == feed.max_pages == rhombus.calls[PAGES]  # twice the two pages 250 clips fill
@@ -77,7 +77,7 @@ async def test_a_refresh_reads_as_many_pages_as_the_followed_clips_need(rhombus)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
         feed = _following(client, ids, max_age=60, min_pages=1)
 
-        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
 
     assert 8 == rhombus.calls[PAGES]  # 1,600 clips on 200-clip pages
     assert 0 == rhombus.calls[ONE]
@@ -94,11 +94,11 @@ async def test_a_clip_followed_during_a_refresh_is_found_by_the_next_one(rhombus
         for clip_id in ids:
             feed.follow(clip_id, rhombus.clip_json(clip_id)["createdAtMs"])
         rhombus.inject(Fault("slow", path=PAGES, delay=0.5))
-        first = asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        first = asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
         await asyncio.sleep(0.1)  # the first refresh is under way
         feed.follow(late, rhombus.clip_json(late)["createdAtMs"])
 
-        clip = await feed.get(late)
+        clip = await feed.recent(late)
         await first
 
     assert late == clip.uuid
@@ -112,12 +112,12 @@ async def test_an_old_answer_is_given_at_once_while_a_refresh_runs(rhombus):
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
         feed = _following(client, ids, max_age=5, clock=clock)
-        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
         rhombus.set_clip(ids[0], percentComplete=99)
         rhombus.inject(Fault("slow", path=PAGES, delay=30.0))
         clock.advance(6)
 
-        old = await asyncio.wait_for(feed.get(ids[0]), 10)
+        old = await asyncio.wait_for(feed.recent(ids[0]), 10)
 
         assert 0 == old.percent  # what the first refresh saw, while the second one waits
         for _ in range(200):  # the second refresh reaches Rhombus, and is held there
@@ -134,16 +134,16 @@ async def test_a_failed_refresh_is_reported_not_hidden_behind_old_answers(rhombu
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
         feed = _following(client, ids, max_age=5, clock=clock)
-        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
         rhombus.inject(Fault("error_body", path=PAGES, times=2))
         clock.advance(6)
-        await feed.get(ids[0])  # served from before; starts the refresh that fails
+        await feed.recent(ids[0])  # served from before; starts the refresh that fails
         await asyncio.sleep(0.2)
 
         with pytest.raises(UnavailableError, match="refused a page"):
-            await feed.get(ids[1])
+            await feed.recent(ids[1])
         clock.advance(6)
-        clip = await feed.get(ids[2])  # the next refresh succeeds
+        clip = await feed.recent(ids[2])  # the next refresh succeeds
 
     assert ids[2] == clip.uuid
     assert 0 == rhombus.calls[ONE]
@@ -156,7 +156,7 @@ async def test_few_clips_are_asked_one_by_one(rhombus):
         feed = _following(client, ids, max_age=60)
 
         for _ in range(2):
-            await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+            await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
 
     assert 3 == rhombus.calls[ONE]
     assert 0 == rhombus.calls[PAGES]
@@ -194,12 +194,12 @@ async def test_asking_for_the_latest_bypasses_the_pages(rhombus):
     ids = _add_live_clips(rhombus, 10)
     async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
         feed = _following(client, ids, max_age=60)
-        await asyncio.gather(*(feed.get(clip_id) for clip_id in ids))
+        await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids))
         rhombus.set_clip(ids[0], percentComplete=77)
 
-        cached = await feed.get(ids[0])
-        latest = await feed.fetch(ids[0])
-        after = await feed.get(ids[0])
+        cached = await feed.recent(ids[0])
+        latest = await feed.fresh(ids[0])
+        after = await feed.recent(ids[0])
 
     assert (0, 77, 77) == (cached.percent, latest.percent, after.percent)
     assert (1, 1) == (rhombus.calls[PAGES], rhombus.calls[ONE])
@@ -213,7 +213,7 @@ async def test_a_poll_does_not_wait_for_the_pages_that_bring_its_first_answer(rh
         rhombus.inject(Fault("slow", path=PAGES, delay=0.3))
 
         first = [await feed.poll(clip_id) for clip_id in ids]
-        await feed.get(ids[0])  # waits for the refresh the polls started
+        await feed.recent(ids[0])  # waits for the refresh the polls started
         second = [await feed.poll(clip_id) for clip_id in ids]
 
     assert [None] * 10 == first
