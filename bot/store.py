@@ -123,6 +123,37 @@ class Tracking(Base):
         """A fresh tracking id."""
         return uuid.uuid4().hex
 
+    @classmethod
+    def posting(  # noqa: PLR0913
+        cls,
+        *,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str | None,
+        clip_id: str,
+        requester_id: str,
+        clip: dict[str, Any],
+        percent: int | None,
+        now: float,
+    ) -> Tracking:
+        """A new tracking whose status message is about to be posted."""
+        return cls(
+            id=cls.new_id(),
+            team_id=team_id,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            clip_id=clip_id,
+            requester_id=requester_id,
+            state=TrackingState.POSTING,
+            clip=clip,
+            percent=percent,
+            final_reply_sent=False,
+            started_at=now,
+            changed_at=now,
+            progress_at=now,
+            reached_at=now,
+        )
+
     @property
     def log_context(self) -> dict[str, str | None]:
         """Ids for every log line about the tracking (shown in text logs, fields in JSON)."""

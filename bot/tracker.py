@@ -15,15 +15,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.triggers.interval import IntervalTrigger
-
-from bot.blocks import DEFAULT_CONSOLE_URL, StatusView, render_final_reply, render_status
+from bot.blocks import DEFAULT_CONSOLE_URL, render_final_reply, render_status
 from bot.clips import Clip, Ending
-from bot.progress import Answer, Pacing, Progress, Rejected, Unreachable, judge
+from bot.followed import Followed, dump_clip, status_view
+from bot.jobs import PollingJobs, in_slices
+from bot.progress import Answer, Pacing, Rejected, Unreachable, judge
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
 from bot.store import DuplicateTrackingError, Tracking, TrackingState, WriteBehind
@@ -33,17 +31,13 @@ if TYPE_CHECKING:
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from bot.blocks import RenderedMessage
+    from bot.blocks import RenderedMessage, StatusView
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
-
-# Resumed trackings are loaded and scheduled in slices, letting the loop run (and the first polls
-# start) in between.
-RESUME_SLICE = 200
 
 
 @dataclass(frozen=True)
@@ -58,22 +52,6 @@ class NotPosted:
     """Slack refused the status message; `error` is its error code. Nothing was kept."""
 
     error: str
-
-
-@dataclass(eq=False)
-class _Live:
-    """A followed tracking in memory, where its polls read and write it.
-
-    `tracking` is the row (written whenever what the message shows changes, and resumed from
-    after a restart); `progress` is what polls know of the clip, `recorded` the clip last
-    copied into the row.
-    """
-
-    tracking: Tracking
-    progress: Progress
-    recorded: Clip | None
-    refresh_wanted: bool = False  # someone pressed Refresh: the next poll asks Rhombus itself
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True)
@@ -103,11 +81,11 @@ class Tracker:
         self._rhombus = rhombus
         self._feed = feed
         self._messages = messages
-        self._scheduler = scheduler
+        self._jobs = PollingJobs(scheduler, settings.pacing.interval, self.poll)
         self._settings = settings
         self._clock = clock
         # Every tracking with a polling job; its polls touch the database only on change.
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, Followed] = {}
         self._closing = False
         self._busy = 0
         self._idle = asyncio.Event()
@@ -126,16 +104,11 @@ class Tracker:
             if tracking.state != TrackingState.POSTING or await self._recover(tracking)
         ]
         # Every clip is in the feed before the first poll, so the first refresh reads them all.
-        async for _, tracking in _in_slices(trackings):
-            self._adopt(tracking, _load(tracking.clip))
+        async for _, tracking in in_slices(trackings):
+            self._adopt(Followed.resume(tracking))
         if settle is not None:
             settle()
-        # Spread the first polls evenly over one interval from now, so a restart is not a burst
-        # of calls; the loop runs between slices, so polls start on time while the rest is added.
-        start = datetime.now(UTC)
-        step = self._settings.pacing.interval / max(1, len(trackings))
-        async for index, tracking in _in_slices(trackings):
-            self._schedule(tracking.id, start + timedelta(seconds=step * index))
+        await self._jobs.add_spread([tracking.id for tracking in trackings])
         logger.info("resumed %d tracking(s)", len(trackings))
         return len(trackings)
 
@@ -200,21 +173,15 @@ class Tracker:
     ) -> Tracking | AlreadyFollowing | NotPosted:
         """Post the status message for a clip and start following it."""
         now = self._clock()
-        tracking = Tracking(
-            id=Tracking.new_id(),
+        tracking = Tracking.posting(
             team_id=team_id,
             channel_id=channel_id,
             thread_ts=thread_ts,
             clip_id=clip_id,
             requester_id=requester_id,
-            state=TrackingState.POSTING,
-            clip=_dump(clip),
+            clip=dump_clip(clip),
             percent=clip.percent,
-            final_reply_sent=False,
-            started_at=now,
-            changed_at=now,
-            progress_at=now,
-            reached_at=now,
+            now=now,
         )
         try:
             await self._store.add(tracking)
@@ -259,8 +226,8 @@ class Tracker:
             extra=tracking.log_context,
         )
         if tracking.state == TrackingState.FOLLOWING:
-            self._adopt(tracking, clip)
-            self._schedule(tracking.id, _after(self._settings.pacing.interval))
+            self._adopt(Followed.of(tracking, clip))
+            self._jobs.add(tracking.id, after=self._settings.pacing.interval)
         return tracking
 
     async def permalink(self, tracking: Tracking) -> str | None:
@@ -282,7 +249,7 @@ class Tracker:
             return False
         live.progress = dataclasses.replace(live.progress, stalls=0)
         live.refresh_wanted = True
-        self._schedule(tracking_id, _after(0.0))
+        self._jobs.add(tracking_id, after=0.0)
         return True
 
     async def stop(self, tracking_id: str, user_id: str) -> bool:
@@ -302,7 +269,7 @@ class Tracker:
 
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
-        return self._scheduler.get_job(_job_id(tracking_id)) is not None
+        return tracking_id in self._jobs
 
     # --- The job --------------------------------------------------------------------------------
 
@@ -335,13 +302,13 @@ class Tracker:
                 )
                 live.progress = verdict.progress
                 if verdict.delay is not None:
-                    self._reschedule(tracking_id, verdict.delay)
+                    self._jobs.delay(tracking_id, verdict.delay)
                 if not verdict.changed:
                     return  # nothing the message shows has changed: no render, no write
                 tracking.ending = verdict.ending
             await self._deliver(live)
 
-    async def _ask(self, live: _Live) -> Answer | None:
+    async def _ask(self, live: Followed) -> Answer | None:
         """What Rhombus says of the clip now; None while its first page is on its way."""
         tracking = live.tracking
         wanted, live.refresh_wanted = live.refresh_wanted, False
@@ -361,11 +328,11 @@ class Tracker:
             wait = error.retry_after if isinstance(error, RateLimitedError) else 0.0
             return Unreachable(str(error), wait)
 
-    async def _deliver(self, live: _Live) -> None:
+    async def _deliver(self, live: Followed) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
         tracking = live.tracking
         live.progress = dataclasses.replace(live.progress, stale=False)
-        self._record(live)
+        live.record()
         clip = live.progress.shown
         message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
         # What was seen is kept, whatever becomes of the edit; an ending at once.
@@ -411,7 +378,7 @@ class Tracker:
                 self._rows.save_later(tracking)
         return None
 
-    async def _finish(self, live: _Live) -> None:
+    async def _finish(self, live: Followed) -> None:
         """The end is shown: announce it in the thread (at most once) and stop following."""
         tracking, clip = live.tracking, live.progress.shown
         reply = (
@@ -474,18 +441,6 @@ class Tracker:
 
     # --- What a message shows -------------------------------------------------------------------
 
-    def _record(self, live: _Live) -> None:
-        """Copy what polls learnt into the row, ahead of writing it."""
-        tracking, progress = live.tracking, live.progress
-        if progress.shown is not live.recorded and progress.shown is not None:
-            tracking.clip = _dump(progress.shown)
-            live.recorded = progress.shown
-        tracking.percent = progress.shown_percent
-        tracking.notice = progress.notice
-        tracking.changed_at = progress.changed_at
-        tracking.progress_at = progress.progress_at
-        tracking.reached_at = progress.reached_at
-
     async def _camera_names(self, clip: Clip | None) -> dict[str, str]:
         if clip is None or not clip.camera_ids:
             return {}
@@ -496,91 +451,25 @@ class Tracker:
             return {}
 
     def _view(self, tracking: Tracking, clip: Clip | None, cameras: dict[str, str]) -> StatusView:
-        return StatusView(
-            clip_id=tracking.clip_id,
-            clip=clip,
-            requester=tracking.requester_id,
-            started_at=int(tracking.started_at),
-            changed_at=int(tracking.changed_at),
-            percent=tracking.percent,
-            cameras=cameras,
-            ending=tracking.ending,
-            stopped_by=tracking.stopped_by,
-            give_up_minutes=max(1, round(self._settings.pacing.give_up_after / 60)),
-            notice=tracking.notice,
+        return status_view(
+            tracking,
+            clip,
+            cameras,
+            give_up_after=self._settings.pacing.give_up_after,
             console_url=self._settings.console_url,
         )
 
     # --- Scheduling -----------------------------------------------------------------------------
 
-    def _adopt(self, tracking: Tracking, clip: Clip | None) -> None:
+    def _adopt(self, followed: Followed) -> None:
         """Keep a following tracking in memory, and its clip in the feed."""
-        if tracking.id in self._live:
-            return
-        progress = Progress(
-            started_at=tracking.started_at,
-            changed_at=tracking.changed_at,
-            progress_at=tracking.progress_at,
-            reached_at=tracking.reached_at,
-            shown=clip,
-            shown_percent=tracking.percent,
-            notice=tracking.notice,
-            seen=clip,
-            seen_percent=tracking.percent,
-            stale=tracking.fingerprint is None,
-        )
-        self._live[tracking.id] = _Live(tracking, progress, recorded=clip)
-        self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
-
-    def _schedule(self, tracking_id: str, at: datetime) -> None:
-        interval = self._settings.pacing.interval
-        self._scheduler.add_job(
-            self.poll,
-            IntervalTrigger(seconds=interval),
-            args=[tracking_id],
-            id=_job_id(tracking_id),
-            name=f"follow {tracking_id}",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=max(1, round(interval)),
-            next_run_time=at,
-        )
-
-    def _reschedule(self, tracking_id: str, delay: float) -> None:
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.modify_job(
-                _job_id(tracking_id), next_run_time=datetime.now(UTC) + timedelta(seconds=delay)
-            )
+        tracking, clip = followed.tracking, followed.progress.shown
+        if tracking.id not in self._live:
+            self._live[tracking.id] = followed
+            self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
 
     def _unschedule(self, tracking_id: str) -> None:
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.remove_job(_job_id(tracking_id))
+        self._jobs.remove(tracking_id)
         self._messages.forget(tracking_id)
         if (live := self._live.pop(tracking_id, None)) is not None:
             self._feed.unfollow(live.tracking.clip_id)
-
-
-def _job_id(tracking_id: str) -> str:
-    return f"tracking:{tracking_id}"
-
-
-async def _in_slices(trackings: list[Tracking]) -> AsyncIterator[tuple[int, Tracking]]:
-    """Enumerate `trackings`, letting the loop run between slices: thousands take a while."""
-    for index, tracking in enumerate(trackings):
-        yield index, tracking
-        if index % RESUME_SLICE == RESUME_SLICE - 1:
-            await asyncio.sleep(0)
-
-
-def _after(seconds: float) -> datetime:
-    """A moment `seconds` from now, with a little jitter so jobs asked together spread out."""
-    return datetime.now(UTC) + timedelta(seconds=seconds + random.uniform(0, 0.1))  # noqa: S311
-
-
-def _dump(clip: Clip) -> dict[str, Any]:
-    return clip.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _load(data: dict[str, Any] | None) -> Clip | None:
-    return Clip.model_validate(data) if data is not None else None

@@ -1,0 +1,100 @@
+"""The polling jobs: one APScheduler interval job per followed tracking, kept in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.triggers.interval import IntervalTrigger
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+T = TypeVar("T")
+
+# Thousands of jobs are added in slices, letting the loop run (and the first polls start) between.
+SLICE = 200
+
+
+class PollingJobs:
+    """Runs `poll(tracking_id)` every `interval` seconds for each tracking, until removed.
+
+    The jobs live in APScheduler's in-memory store: the trackings table is the durable truth, and
+    the jobs are rebuilt from it at start.
+    """
+
+    def __init__(
+        self,
+        scheduler: AsyncIOScheduler,
+        interval: float,
+        poll: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._scheduler = scheduler
+        self._interval = interval
+        self._poll = poll
+
+    def add(self, tracking_id: str, after: float) -> None:
+        """Poll the tracking `after` seconds from now (a little jitter added), then every interval.
+
+        An existing job of the tracking is replaced.
+        """
+        jitter = random.uniform(0, 0.1)  # noqa: S311  # jobs asked for together spread out
+        self._add(tracking_id, datetime.now(UTC) + timedelta(seconds=after + jitter))
+
+    async def add_spread(self, tracking_ids: Sequence[str]) -> None:
+        """Add a job for each tracking, their first polls spread evenly over one interval.
+
+        A restart is then not a burst of calls; the loop runs between slices, so polls start on
+        time while the rest is added.
+        """
+        start = datetime.now(UTC)
+        step = self._interval / max(1, len(tracking_ids))
+        async for index, tracking_id in in_slices(tracking_ids):
+            self._add(tracking_id, start + timedelta(seconds=step * index))
+
+    def delay(self, tracking_id: str, seconds: float) -> None:
+        """Move the tracking's next poll to `seconds` from now."""
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.modify_job(
+                _job_id(tracking_id), next_run_time=datetime.now(UTC) + timedelta(seconds=seconds)
+            )
+
+    def remove(self, tracking_id: str) -> None:
+        """Stop polling the tracking."""
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(_job_id(tracking_id))
+
+    def __contains__(self, tracking_id: str) -> bool:
+        return self._scheduler.get_job(_job_id(tracking_id)) is not None
+
+    def _add(self, tracking_id: str, at: datetime) -> None:
+        self._scheduler.add_job(
+            self._poll,
+            IntervalTrigger(seconds=self._interval),
+            args=[tracking_id],
+            id=_job_id(tracking_id),
+            name=f"follow {tracking_id}",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, round(self._interval)),
+            next_run_time=at,
+        )
+
+
+async def in_slices(items: Sequence[T]) -> AsyncIterator[tuple[int, T]]:
+    """Enumerate `items`, letting the loop run between slices: thousands take a while."""
+    for index, item in enumerate(items):
+        yield index, item
+        if index % SLICE == SLICE - 1:
+            await asyncio.sleep(0)
+
+
+def _job_id(tracking_id: str) -> str:
+    return f"tracking:{tracking_id}"
