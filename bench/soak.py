@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Literal, SupportsIndex, TextIO
 
 import httpx
 
-from bot.blocks import ACTION_REFRESH, ACTION_STOP
 from bot.clips import Ending
 from bot.config import Settings
 from bot.logs import TextFormatter
@@ -49,6 +48,7 @@ from bot.rhombus_sim import (
 )
 from bot.runtime import Bot
 from bot.slack_sim import ChannelSpec, SlackSimulator
+from bot.status_message import ACTION_REFRESH, ACTION_STOP
 from bot.store import TrackingState
 from tests.slack_requests import Origin, SlackRequest, block_action, post, slash_command
 

@@ -9,15 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.blocks import (
-    ACTION_OPEN,
-    ACTION_REFRESH,
-    ACTION_STOP,
-    StatusView,
-    escape_mrkdwn,
-    render_status,
-    truncate,
-)
+from bot.blocks import escape_mrkdwn, truncate
 from bot.budget import SHORT_WAIT_SECONDS, Priority
 from bot.clips import Clip, Visibility, find_references, parse_references
 from bot.rhombus import (
@@ -28,6 +20,13 @@ from bot.rhombus import (
     RhombusError,
 )
 from bot.slack_messages import UNREACHABLE as SLACK_UNREACHABLE
+from bot.status_message import (
+    ACTION_OPEN,
+    ACTION_REFRESH,
+    ACTION_STOP,
+    StatusView,
+    render_status,
+)
 from bot.tracker import AlreadyFollowing, NotPosted, Tracker
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks import StatusView
 from bot.clips import Clip
 from bot.progress import Progress
+from bot.status_message import StatusView
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.blocks import DEFAULT_CONSOLE_URL, render_final_reply, render_status
 from bot.clips import Clip, Ending
 from bot.followed import Followed, dump_clip, status_view
 from bot.jobs import PollingJobs, in_slices
 from bot.progress import Answer, Pacing, Rejected, Unreachable, judge
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
+from bot.status_message import DEFAULT_CONSOLE_URL, render_final_reply, render_status
 from bot.store import DuplicateTrackingError, Tracking, TrackingState, WriteBehind
 
 if TYPE_CHECKING:
@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from bot.blocks import RenderedMessage, StatusView
+    from bot.blocks import RenderedMessage
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
+    from bot.status_message import StatusView
     from bot.store import Store
 
 logger = logging.getLogger(__name__)

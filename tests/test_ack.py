@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from bot.blocks import ACTION_STOP
 from bot.rhombus_sim import GET_CLIP_PATH, Fault, stays
 from bot.runtime import Bot
+from bot.status_message import ACTION_STOP
 from tests.conftest import SIGNING_SECRET
 from tests.slack_requests import Origin, block_action, message_shortcut, sign, slash_command
 from tests.test_follow import CLIP, send, shown_text, status_messages, stored, wait_until

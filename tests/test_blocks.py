@@ -14,21 +14,23 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.blocks import (
-    ACTION_OPEN,
-    ACTION_REFRESH,
-    ACTION_STOP,
     HEADER_TEXT_LIMIT,
     MESSAGE_BLOCKS_LIMIT,
     MESSAGE_TEXT_LIMIT,
     RenderedMessage,
-    StatusView,
-    clip_link,
     escape_mrkdwn,
-    render_final_reply,
-    render_status,
     truncate,
 )
 from bot.clips import Clip, ClipStatus, Ending
+from bot.status_message import (
+    ACTION_OPEN,
+    ACTION_REFRESH,
+    ACTION_STOP,
+    StatusView,
+    clip_link,
+    render_final_reply,
+    render_status,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from bot.blocks import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
 from bot.rhombus_sim import Fault, completes, fails, goes_offline, stays
 from bot.runtime import Bot
+from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
 from bot.store import TrackingState
 from tests.conftest import SIGNING_SECRET
 from tests.slack_requests import (
