@@ -1,66 +1,33 @@
-"""The Slack side: `/clip`, the message shortcut and the status message's buttons."""
+"""The Slack side: the Bolt app, the `/clip` command's forms, and every listener attached."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.blocks import escape_mrkdwn, truncate
-from bot.budget import SHORT_WAIT_SECONDS, Priority
-from bot.clips import Clip, Visibility, find_references, parse_references
-from bot.rhombus import (
-    AuthenticationError,
-    RateLimitedError,
-    RejectedError,
-    RhombusClient,
-    RhombusError,
-)
-from bot.slack_messages import UNREACHABLE as SLACK_UNREACHABLE
-from bot.status_message import (
-    ACTION_OPEN,
-    ACTION_REFRESH,
-    ACTION_STOP,
-    StatusView,
-    render_status,
-)
-from bot.tracker import AlreadyFollowing, NotPosted, Tracker
+from bot.following import Following
+from bot.policy import Asker, Policy
+from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
     from slack_bolt.context.async_context import AsyncBoltContext
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.store import Tracking
+    from bot.rhombus import RhombusClient
+    from bot.tracker import Tracker
+
+    # One form of `/clip` (`/clip list`, ...): given who asks, the text after its first word, and
+    # Bolt's `respond` and context, once the command is acknowledged and the person may use it.
+    Form = Callable[[Asker, str, AsyncRespond, AsyncBoltContext], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
 SHORTCUT_CALLBACK_ID = "track_clip"
-_CANNOT_POST = frozenset(
-    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
-)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What people may ask for, and where clips may be shown."""
-
-    max_clips: int = 5
-    post_restricted_clips: bool = False
-    allowed_channels: frozenset[str] = frozenset()
-    allowed_users: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class _Request:
-    """Who asked to follow which clips, and where the status messages go."""
-
-    team_id: str
-    channel_id: str
-    user_id: str
-    thread_ts: str | None
+HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 
 def usage(max_clips: int) -> str:
@@ -81,249 +48,66 @@ def register_listeners(
     app: AsyncApp, tracker: Tracker, rhombus: RhombusClient, policy: Policy
 ) -> None:
     """Attach every listener of the bot to the Bolt app."""
-    listeners = _Listeners(tracker, rhombus, policy)
-    app.command("/clip")(listeners.clip_command)
-    app.shortcut(SHORTCUT_CALLBACK_ID)(listeners.track_shortcut)
-    app.action(ACTION_REFRESH)(listeners.refresh_button)
-    app.action(ACTION_STOP)(listeners.stop_button)
-    app.action(ACTION_OPEN)(listeners.open_button)
-    app.error(listeners.on_error)
+    following = Following(tracker, rhombus, policy)
+    command = ClipCommand(policy, forms={}, follow=following.follow_text)
+    app.command("/clip")(command.handle)
+    app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)
+    app.action(ACTION_REFRESH)(following.refresh_button)
+    app.action(ACTION_STOP)(following.stop_button)
+    app.action(ACTION_OPEN)(following.open_button)
+    app.error(on_error)
 
 
-class _Listeners:
-    def __init__(self, tracker: Tracker, rhombus: RhombusClient, policy: Policy) -> None:
-        self._tracker = tracker
-        self._rhombus = rhombus
+class ClipCommand:
+    """`/clip`: help, a form named by its first word (`/clip list`), or clips to follow."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        forms: Mapping[str, Form],
+        follow: Form,
+    ) -> None:
         self._policy = policy
+        self._forms = forms
+        self._follow = follow
 
-    async def clip_command(
+    async def handle(
         self,
         ack: AsyncAck,
         command: dict[str, Any],
         respond: AsyncRespond,
         context: AsyncBoltContext,
     ) -> None:
-        """`/clip <refs>`: post and follow a status message per clip."""
+        """Acknowledge, check who asks, and run the form asked for."""
         await ack()
         text = str(command.get("text") or "").strip()
-        if not text or text.lower() in {"help", "-h", "--help", "?"}:
+        if not text or text.lower() in HELP_WORDS:
             await respond(text=usage(self._policy.max_clips), response_type="ephemeral")
             return
-        request = _Request(
+        asker = Asker(
             team_id=str(command.get("team_id") or context.team_id or ""),
             channel_id=str(command.get("channel_id") or ""),
             user_id=str(command.get("user_id") or ""),
-            thread_ts=None,
         )
-        if refusal := self._refusal(request):
+        if refusal := self._policy.refusal(asker):
             await respond(text=refusal, response_type="ephemeral")
             return
-        parsed = parse_references(text)
-        notes = [f"• {rejection.reason}" for rejection in parsed.rejected[:10]]
-        if len(parsed.rejected) > 10:
-            notes.append(f"• …and {len(parsed.rejected) - 10} more")
-        if not parsed.clip_ids:
-            notes.append("Type `/clip help` for how to use it.")
-        await self._follow(request, parsed.clip_ids, notes, respond, context)
-
-    async def track_shortcut(
-        self,
-        ack: AsyncAck,
-        shortcut: dict[str, Any],
-        respond: AsyncRespond,
-        context: AsyncBoltContext,
-    ) -> None:
-        """Message shortcut: follow the clips a message mentions, in that message's thread."""
-        await ack()
-        message = shortcut.get("message") or {}
-        request = _Request(
-            team_id=str((shortcut.get("team") or {}).get("id") or context.team_id or ""),
-            channel_id=str((shortcut.get("channel") or {}).get("id") or ""),
-            user_id=str((shortcut.get("user") or {}).get("id") or ""),
-            thread_ts=str(message.get("thread_ts") or message.get("ts") or "") or None,
-        )
-        if refusal := self._refusal(request):
-            await respond(text=refusal, response_type="ephemeral")
-            return
-        clip_ids = find_references(str(message.get("text") or ""))
-        if not clip_ids:
-            await respond(
-                text="I found no Rhombus clip in that message: it needs a clip id "
-                "(22 characters of A-Z a-z 0-9 - _) or a link that contains one.",
-                response_type="ephemeral",
-            )
-            return
-        await self._follow(request, clip_ids, [], respond, context)
-
-    async def refresh_button(
-        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        """`Refresh`: poll now."""
-        await ack()
-        tracking = await self._tracking_of(body)
-        if tracking is None or not await self._tracker.refresh(tracking.id):
-            await respond(
-                text="This clip is no longer being followed.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
-
-    async def stop_button(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        """`Stop updates`: stop following, and say who stopped it."""
-        await ack()
-        tracking = await self._tracking_of(body)
-        user_id = str((body.get("user") or {}).get("id") or "")
-        if tracking is None or not await self._tracker.stop(tracking.id, user_id):
-            await respond(
-                text="This clip is no longer being followed.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
-
-    async def open_button(self, ack: AsyncAck) -> None:
-        """`Open in Rhombus` is a link; Slack still sends the click, which must be acknowledged."""
-        await ack()
-
-    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        """Log anything a listener did not handle, with its traceback."""
-        logger.error(
-            "unhandled error in a Slack listener (type %s)",
-            body.get("type") or body.get("command"),
-            exc_info=error,
-        )
-
-    # --- The shared path ------------------------------------------------------------------------
-
-    def _refusal(self, request: _Request) -> str | None:
-        policy = self._policy
-        if policy.allowed_channels and request.channel_id not in policy.allowed_channels:
-            return (
-                "Sorry, clips can't be followed in this channel. "
-                "Ask your Slack admin which channels can."
-            )
-        if policy.allowed_users and request.user_id not in policy.allowed_users:
-            return (
-                "Sorry, you're not on the list of people who can follow Rhombus clips. "
-                "Ask your Slack admin."
-            )
-        return None
-
-    async def _follow(
-        self,
-        request: _Request,
-        clip_ids: list[str],
-        notes: list[str],
-        respond: AsyncRespond,
-        context: AsyncBoltContext,
-    ) -> None:
-        if len(clip_ids) > self._policy.max_clips:
-            notes.append(
-                f"• I follow at most {self._policy.max_clips} clips at once; "
-                f"skipped {len(clip_ids) - self._policy.max_clips}."
-            )
-            clip_ids = clip_ids[: self._policy.max_clips]
-        async with self._tracker.working():
-            for clip_id in clip_ids:
-                note = await self._follow_one(request, clip_id, context)
-                if note:
-                    notes.append(f"• {note}")
-        if notes:
-            await respond(text="\n".join(notes), response_type="ephemeral", replace_original=False)
-
-    async def _follow_one(
-        self, request: _Request, clip_id: str, context: AsyncBoltContext
-    ) -> str | None:
-        """Follow one clip; a note for the person who asked when something stopped it."""
-        existing = await self._tracker.find_open(request.team_id, request.channel_id, clip_id)
-        if existing is not None:
-            return await self._already_following(clip_id, existing)
-        clip = await self._look_up(clip_id)
-        if isinstance(clip, str):
-            return clip
-        if clip.visibility is not Visibility.ORG_WIDE and not self._policy.post_restricted_clips:
-            return self._restricted(clip_id, clip, request.user_id)
-        result = await self._tracker.follow(
-            team_id=request.team_id,
-            channel_id=request.channel_id,
-            thread_ts=request.thread_ts,
-            clip_id=clip_id,
-            requester_id=request.user_id,
-            clip=clip,
-        )
-        if isinstance(result, NotPosted):
-            return _cannot_post(clip_id, result.error, context.bot_user_id)
-        if isinstance(result, AlreadyFollowing):
-            return await self._already_following(clip_id, result.tracking)
-        return None
-
-    async def _look_up(self, clip_id: str) -> Clip | str:
-        """The clip, or what to tell the person who asked when Rhombus cannot give it."""
-        try:
-            try:
-                return await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
-            except RateLimitedError as error:
-                if error.retry_after > SHORT_WAIT_SECONDS:
-                    raise
-                # Already acknowledged: a short wait serves the person better than "try again".
-                await asyncio.sleep(error.retry_after)
-                return await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
-        except RejectedError as error:
-            return f"Rhombus can't find clip `{clip_id}`: {_inline(str(error))}"
-        except AuthenticationError:
-            return "Rhombus refused the bot's API key; ask whoever runs the bot to check it."
-        except RateLimitedError as error:
-            return (
-                f"Rhombus is busy; try `{clip_id}` again in {max(1, round(error.retry_after))} s."
-            )
-        except RhombusError:
-            logger.warning("lookup of clip %s failed", clip_id, exc_info=True)
-            return f"Rhombus is unreachable right now; try `{clip_id}` again in a minute."
-
-    async def _already_following(self, clip_id: str, tracking: Tracking) -> str:
-        link = await self._tracker.permalink(tracking)
-        where = f"<{link}|its status message>" if link else "its status message"
-        return f"Clip `{clip_id}` is already being followed in this channel: see {where}."
-
-    def _restricted(self, clip_id: str, clip: Clip, user_id: str) -> str:
-        shown = render_status(
-            StatusView(clip_id=clip_id, clip=clip, requester=user_id, started_at=0, changed_at=0)
-        )
-        visibility = clip.visibility.value.replace("_", " ").lower()
-        return (
-            f"Clip `{clip_id}` is {visibility} in Rhombus, so I won't post it in the channel. "
-            f"Just for you: {shown.text}"
-        )
-
-    async def _tracking_of(self, body: dict[str, Any]) -> Tracking | None:
-        channel = str(
-            (body.get("channel") or {}).get("id")
-            or (body.get("container") or {}).get("channel_id")
-            or ""
-        )
-        message_ts = str(
-            (body.get("message") or {}).get("ts")
-            or (body.get("container") or {}).get("message_ts")
-            or ""
-        )
-        if not channel or not message_ts:
-            return None
-        return await self._tracker.tracking_for_message(channel, message_ts)
+        word, _, rest = text.partition(" ")
+        form = self._forms.get(word.lower())
+        if form is None:
+            await self._follow(asker, text, respond, context)
+        else:
+            await form(asker, rest.strip(), respond, context)
 
 
-def _cannot_post(clip_id: str, error: str, bot_user_id: str | None) -> str:
-    if error == "ratelimited":
-        return f"Slack asked the bot to slow down; try `{clip_id}` again in a minute."
-    if error == SLACK_UNREACHABLE:
-        return f"Slack could not be reached; try `{clip_id}` again in a minute."
-    if error in _CANNOT_POST:
-        bot = f"<@{bot_user_id}>" if bot_user_id else "the bot"
-        return f"I can't post in this channel ({error}): `/invite {bot}`, then try again."
-    return f"Slack refused the status message for `{clip_id}` ({error})."
-
-
-def _inline(text: str) -> str:
-    # Cut after escaping, but never inside an entity: "&am" would show as junk.
-    return truncate(escape_mrkdwn(text), 300)
+async def on_error(error: Exception, body: dict[str, Any]) -> None:
+    """Log anything a listener did not handle, with its traceback."""
+    logger.error(
+        "unhandled error in a Slack listener (type %s)",
+        body.get("type") or body.get("command"),
+        exc_info=error,
+    )
 
 
 def build_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
