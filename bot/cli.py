@@ -37,12 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command the arguments name; the process's exit status."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from bot.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
+        from standins.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
 
         configure_logging("WARNING")
         return asyncio.run(run_demo(speed=args.speed))
     if args.command == "rhombus-sim":
-        from bot.rhombus_sim import serve as serve_simulator  # noqa: PLC0415
+        from standins.rhombus import serve as serve_simulator  # noqa: PLC0415
 
         configure_logging("INFO")
         with contextlib.suppress(KeyboardInterrupt):

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.config import Settings
-from bot.rhombus_sim import ManualClock, RhombusSimulator
 from bot.runtime import Bot
-from bot.slack_sim import SlackSimulator
+from standins.rhombus import ManualClock, RhombusSimulator
+from standins.slack import SlackSimulator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

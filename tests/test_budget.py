@@ -7,7 +7,7 @@ import itertools
 import time
 
 from bot.budget import EditQueue, Priority, TokenBucket
-from bot.rhombus_sim import ManualClock
+from standins.rhombus import ManualClock
 
 
 def test_bucket_spends_burst_then_refills_at_rate():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from bot.demo import run_demo
+from standins.demo import run_demo
 
 
 async def test_demo_runs_every_clip_to_its_end():

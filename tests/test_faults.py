@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.rhombus_sim import GET_CLIP_PATH, Fault, ManualClock, Step, completes, stays
 from bot.runtime import Bot
 from bot.store import TrackingState
+from standins.rhombus import GET_CLIP_PATH, Fault, ManualClock, Step, completes, stays
 from tests.test_follow import (
     clip_command,
     finished,
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from bot.config import Settings
-    from bot.rhombus_sim import Exchange, RhombusSimulator
-    from bot.slack_sim import Call, Message, SlackSimulator
+    from standins.rhombus import Exchange, RhombusSimulator
+    from standins.slack import Call, Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 OTHER = "DockClip_0123456789xyz"

@@ -10,7 +10,7 @@ import pytest
 
 from bot.feed import ClipFeed
 from bot.rhombus import RhombusClient, UnavailableError
-from bot.rhombus_sim import Fault, ManualClock, stays
+from standins.rhombus import Fault, ManualClock, stays
 from tests.conftest import RHOMBUS_KEY
 from tests.test_follow import CLIP, clip_command, status_messages
 

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.blocks import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
-from bot.rhombus_sim import Fault, completes, fails, goes_offline, stays
 from bot.runtime import Bot
 from bot.store import TrackingState
-from tests.conftest import SIGNING_SECRET
-from tests.slack_requests import (
+from standins.rhombus import Fault, completes, fails, goes_offline, stays
+from standins.slack_requests import (
     Origin,
     SlackRequest,
     block_action,
@@ -23,10 +22,11 @@ from tests.slack_requests import (
     send_over_socket,
     slash_command,
 )
+from tests.conftest import SIGNING_SECRET
 
 if TYPE_CHECKING:
-    from bot.slack_sim import Message, SlackSimulator
     from bot.store import Tracking
+    from standins.slack import Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 OTHER = "DockClip_0123456789xyz"

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.rhombus_sim import completes, stays
 from bot.runtime import Bot
 from bot.store import TrackingState
+from standins.rhombus import completes, stays
 from tests.test_follow import CLIP, OTHER, clip_command, finished, status_messages
 
 if TYPE_CHECKING:

@@ -21,18 +21,18 @@ import httpx
 import pytest
 
 from bot.blocks import RenderedMessage
-from bot.rhombus_sim import completes, stays
 from bot.runtime import Bot
 from bot.store import Store, Tracking, TrackingState
+from standins.rhombus import completes, stays
+from standins.slack_requests import post, slash_command
 from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.slack_requests import post, slash_command
 from tests.test_follow import stored, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-    from bot.rhombus_sim import ManualClock, RhombusSimulator
-    from bot.slack_sim import Call, Message, SlackSimulator
+    from standins.rhombus import ManualClock, RhombusSimulator
+    from standins.slack import Call, Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 CHANNEL = "C0GENERAL"

@@ -21,7 +21,7 @@ from bot.rhombus import (
     RhombusError,
     UnavailableError,
 )
-from bot.rhombus_sim import (
+from standins.rhombus import (
     CAMERA_STATES_PATH,
     CLIP_NOT_FOUND_MSG,
     DEFAULT_CAMERAS,

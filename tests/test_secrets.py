@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.rhombus_sim import Fault, completes
+from standins.rhombus import Fault, completes
 from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
 from tests.test_follow import CLIP, clip_command, status_messages
 

@@ -18,12 +18,12 @@ from urllib.parse import urlencode
 import httpx
 
 from bot.config import Settings
-from bot.rhombus_sim import DEMO_CLIPS, RhombusSimulator
 from bot.runtime import Bot
-from bot.slack_sim import SlackSimulator
+from standins.rhombus import DEMO_CLIPS, RhombusSimulator
+from standins.slack import SlackSimulator
 
 if TYPE_CHECKING:
-    from bot.slack_sim import Call
+    from standins.slack import Call
 
 _SIGNING_SECRET = secrets.token_hex(16)
 _CHANNEL = "C0GENERAL"
