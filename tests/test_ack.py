@@ -15,8 +15,15 @@ from bot.blocks import ACTION_STOP
 from bot.runtime import Bot
 from standins.rhombus import GET_CLIP_PATH, Fault, stays
 from standins.slack_requests import Origin, block_action, message_shortcut, sign, slash_command
-from tests.conftest import SIGNING_SECRET
-from tests.test_follow import CLIP, send, shown_text, status_messages, stored, wait_until
+from tests.helpers import (
+    CLIP,
+    SIGNING_SECRET,
+    send,
+    shown_text,
+    status_messages,
+    stored,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from standins.rhombus import RhombusSimulator

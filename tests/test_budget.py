@@ -8,6 +8,7 @@ import time
 
 from bot.budget import EditQueue, Priority, TokenBucket
 from standins.rhombus import ManualClock
+from tests.helpers import wait_until
 
 
 def test_bucket_spends_burst_then_refills_at_rate():
@@ -166,12 +167,3 @@ async def test_queue_pauses_for_retry_after():
     await queue.close()
 
     assert times[1] - times[0] >= 0.5
-
-
-async def wait_until(condition, seconds: float = 5.0) -> None:
-    """Wait for a condition, checking every few milliseconds."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.005)

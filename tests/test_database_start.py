@@ -9,8 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from bot.store import Store
-from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.test_restart import base_env
+from tests.helpers import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET, base_env
 
 if TYPE_CHECKING:
     from pathlib import Path

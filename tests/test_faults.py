@@ -13,7 +13,7 @@ import pytest
 from bot.runtime import Bot
 from bot.store import TrackingState
 from standins.rhombus import GET_CLIP_PATH, Fault, ManualClock, Step, completes, stays
-from tests.test_follow import (
+from tests.helpers import (
     clip_command,
     finished,
     shown_text,

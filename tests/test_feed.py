@@ -11,8 +11,7 @@ import pytest
 from bot.feed import ClipFeed
 from bot.rhombus import RhombusClient, UnavailableError
 from standins.rhombus import Fault, ManualClock, stays
-from tests.conftest import RHOMBUS_KEY
-from tests.test_follow import CLIP, clip_command, status_messages
+from tests.helpers import CLIP, RHOMBUS_KEY, clip_command, status_messages
 
 ONE = "/api/event/getClipWithProgress"
 PAGES = "/api/event/getClipsWithProgress"

@@ -20,9 +20,17 @@ from bot.runtime import Bot
 from standins.rhombus import Fault, ManualClock, RhombusSimulator, completes, fails, stays
 from standins.slack import SlackSimulator
 from standins.slack_requests import post, signature_headers, slash_command
-from tests.conftest import APP_TOKEN, BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.test_blocks import assert_inert, text_objects
-from tests.test_follow import clip_command, send, status_messages
+from tests.helpers import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    RHOMBUS_KEY,
+    SIGNING_SECRET,
+    assert_inert,
+    clip_command,
+    send,
+    status_messages,
+    text_objects,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator

@@ -15,7 +15,7 @@ import pytest
 from bot.runtime import Bot
 from bot.store import TrackingState
 from standins.rhombus import completes, stays
-from tests.test_follow import CLIP, OTHER, clip_command, finished, status_messages
+from tests.helpers import CLIP, OTHER, clip_command, finished, status_messages
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,7 +14,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -25,18 +24,17 @@ from bot.runtime import Bot
 from bot.store import Store, Tracking, TrackingState
 from standins.rhombus import completes, stays
 from standins.slack_requests import post, slash_command
-from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.test_follow import stored, wait_until
+from tests.helpers import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET, base_env, stored, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
 
     from standins.rhombus import ManualClock, RhombusSimulator
     from standins.slack import Call, Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 CHANNEL = "C0GENERAL"
-REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 10.0
 WAIT_TIMEOUT = 10.0
 
@@ -318,13 +316,6 @@ async def test_database_folder_missing_is_one_clear_line(
     assert "Traceback" not in stderr
     assert 1 == len(stderr.strip().splitlines()), stderr
     assert f"the folder {missing} does not exist" in stderr
-
-
-def base_env() -> dict[str, str]:
-    """What any process needs to run Python here, and nothing of the bot's own settings."""
-    env = {"PYTHONPATH": str(REPO)}
-    env.update({name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ})
-    return env
 
 
 def free_port() -> int:

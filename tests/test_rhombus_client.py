@@ -36,9 +36,8 @@ from standins.rhombus import (
     RhombusSimulator,
     stays,
 )
-from tests.conftest import RHOMBUS_KEY
 from tests.contract.openapi import validate_exchange
-from tests.test_budget import wait_until
+from tests.helpers import RHOMBUS_KEY, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator

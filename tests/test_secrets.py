@@ -9,8 +9,14 @@ from pathlib import Path
 import httpx
 
 from standins.rhombus import Fault, completes
-from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.test_follow import CLIP, clip_command, status_messages
+from tests.helpers import (
+    BOT_TOKEN,
+    CLIP,
+    RHOMBUS_KEY,
+    SIGNING_SECRET,
+    clip_command,
+    status_messages,
+)
 
 SECRETS = (BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET)
 
