@@ -529,6 +529,7 @@ views = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(each=views)
 def test_any_view_renders_valid_inert_messages(each: StatusView) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import time
 
+import pytest
+
 from bot.budget import EditQueue, Priority, TokenBucket
 from standins.rhombus import ManualClock
 from tests.helpers import wait_until
@@ -130,6 +132,7 @@ async def test_queue_sends_finals_first_then_longest_waiting_newest_state_only()
     assert ["d-final", "a2", "b1", "c1"] == sent
 
 
+@pytest.mark.slow
 async def test_queue_keeps_to_its_budget():
     """Ten edits at 120 a minute: a burst of six, then one every half second."""
     queue = EditQueue("T1", per_minute=120)

@@ -353,6 +353,7 @@ TRANSIENT_SLACK_FAILURES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", TRANSIENT_SLACK_FAILURES)
 async def test_transient_slack_failure_never_drops_the_final_state(
     make_settings, slack, rhombus, clock, failure: dict[str, Any]
@@ -453,6 +454,7 @@ async def test_install_gone_stops_every_tracking_of_the_workspace(
     assert bot.tracker.is_following(witness_tracking.id)
 
 
+@pytest.mark.slow
 async def test_install_gone_during_another_clips_poll_stops_it_too(bot, slack, rhombus, caplog):
     """The install goes while the other clip's poll waits on a slow Rhombus: it stops too."""
     rhombus.add_clip(CLIP, title="Lobby door", script=stays("INITIATING", "Initiating", 0))

@@ -6,6 +6,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 from bot.blocks import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
 from bot.runtime import Bot
@@ -467,6 +468,7 @@ async def test_rhombus_outage_is_shown_and_recovers(bot, slack, rhombus, clock):
     assert "unreachable" not in shown_text(message)
 
 
+@pytest.mark.slow
 async def test_slack_rate_limit_waits_and_sends_the_newest_state(bot, slack, rhombus, clock):
     """A 429 on chat.update pauses edits for Retry-After, then the newest state goes out."""
     rhombus.add_clip(CLIP, script=completes(10))

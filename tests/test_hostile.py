@@ -193,6 +193,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             runner.run(stack.aclose())
 
 
+@pytest.mark.slow
 def test_fuzzed_clip_commands_are_answered_safely(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

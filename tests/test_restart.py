@@ -181,6 +181,7 @@ def kill_when(slack: SlackSimulator, bot: BotProcess, predicate: Callable[[Call]
     slack.on_call = on_call
 
 
+@pytest.mark.slow
 async def test_kill_9_between_posting_and_storing(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -206,6 +207,7 @@ async def test_kill_9_between_posting_and_storing(
     assert 1 == len(top_level_posts(slack)), bots.output()
 
 
+@pytest.mark.slow
 async def test_kill_9_after_the_final_reply_does_not_repeat_it(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -232,6 +234,7 @@ async def test_kill_9_after_the_final_reply_does_not_repeat_it(
     assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
 
 
+@pytest.mark.slow
 async def test_kill_9_mid_clip_resumes_the_same_message(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -265,6 +268,7 @@ async def test_kill_9_mid_clip_resumes_the_same_message(
     assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
 
 
+@pytest.mark.slow
 async def test_sigterm_exits_cleanly_and_a_restart_resumes(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -492,6 +496,7 @@ async def test_what_a_message_shows_is_stored_by_the_time_the_bot_has_stopped(bo
     assert RenderedMessage(message.text, message.blocks).fingerprint == tracking.fingerprint
 
 
+@pytest.mark.slow
 async def test_a_write_the_database_refuses_is_kept_and_retried(
     bot, slack, rhombus, caplog, tmp_path
 ):

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from standins.rhombus import Fault, completes
 from tests.helpers import (
@@ -21,6 +22,7 @@ from tests.helpers import (
 SECRETS = (BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET)
 
 
+@pytest.mark.slow
 async def test_full_scenario_at_debug_leaks_no_secret(bot, slack, rhombus, clock, caplog):
     """A clip followed to the end through faults, logged at DEBUG, shows no secret anywhere."""
     caplog.set_level(logging.DEBUG)
