@@ -11,6 +11,8 @@ WORKDIR /app
 # Dependencies first, so a source change does not reinstall them.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-dev --no-install-project
+# The bot alone: the stand-ins and the demo (standins/) stay out of the build context, so the
+# wheel built here leaves them out and `demo` / `rhombus-sim` say they are not installed.
 COPY bot ./bot
 RUN uv sync --locked --no-dev --no-editable
 

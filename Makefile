@@ -32,7 +32,7 @@ run: setup
 check: setup postgres
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
-	$(UV) run --no-sync mypy bot tests bench
+	$(UV) run --no-sync mypy bot standins tests bench
 	$(UV) run --no-sync pytest
 
 format: setup

@@ -31,14 +31,14 @@ from bench.bot_process import BotProcess
 from bench.figures import machine, ms, percentile, say, secs, table
 from bench.load import CommandSender
 from bench.stage import bot_settings, channels
-from bot.rhombus_sim import Fault, RhombusSimulator, completes
-from bot.slack_sim import SlackSimulator
+from standins.rhombus import Fault, RhombusSimulator, completes
+from standins.slack import SlackSimulator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from bench.load import Sent
-    from bot.slack_sim import Call
+    from standins.slack import Call
 
 GOAL_P99_SECONDS = 0.050
 POSTING_TIMEOUT_SECONDS = 120.0

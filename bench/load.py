@@ -22,7 +22,7 @@ import aiohttp
 
 from bench.bot_process import PROJECT_ROOT
 from bench.stage import SIGNING_SECRET, TEAM_ID
-from tests.slack_requests import Origin, signature_headers, slash_command
+from standins.slack_requests import Origin, signature_headers, slash_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bench.figures import busiest_window, machine, ms, say, secs, table
 from bench.stage import following
-from bot.rhombus_sim import GET_CLIP_PATH, LIST_CLIPS_PATH
+from standins.rhombus import GET_CLIP_PATH, LIST_CLIPS_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

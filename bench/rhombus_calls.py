@@ -23,12 +23,12 @@ import aiohttp
 
 from bench.figures import machine, percentile, say, secs, table
 from bench.stage import following
-from bot.rhombus_sim import GET_CLIP_PATH, LIST_CLIPS_PATH
+from standins.rhombus import GET_CLIP_PATH, LIST_CLIPS_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from bot.rhombus_sim import RhombusSimulator
+    from standins.rhombus import RhombusSimulator
 
 PAGE_SIZE = 200
 WARMUP_ROUNDS = 2

@@ -37,14 +37,14 @@ from bench.figures import busiest_window, machine, percentile, say, secs, table
 from bench.load import CommandSender
 from bench.stage import bot_settings, channels
 from bot.progress import EDIT_STEP_PERCENT
-from bot.rhombus_sim import RhombusSimulator, completes, fails
-from bot.slack_sim import SlackSimulator
+from standins.rhombus import RhombusSimulator, completes, fails
+from standins.slack import SlackSimulator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from bot.rhombus_sim import Step
-    from bot.slack_sim import Call, Message, Revision
+    from standins.rhombus import Step
+    from standins.slack import Call, Message, Revision
 
 CLIPS_PER_COMMAND = 5
 CHANNELS = 20

@@ -36,7 +36,10 @@ import httpx
 from bot.clips import Ending
 from bot.config import Settings
 from bot.logs import TextFormatter
-from bot.rhombus_sim import (
+from bot.runtime import Bot
+from bot.status_message import ACTION_REFRESH, ACTION_STOP
+from bot.store import TrackingState
+from standins.rhombus import (
     Exchange,
     Fault,
     RhombusSimulator,
@@ -46,17 +49,14 @@ from bot.rhombus_sim import (
     goes_offline,
     recovers_from_offline,
 )
-from bot.runtime import Bot
-from bot.slack_sim import ChannelSpec, SlackSimulator
-from bot.status_message import ACTION_REFRESH, ACTION_STOP
-from bot.store import TrackingState
-from tests.slack_requests import Origin, SlackRequest, block_action, post, slash_command
+from standins.slack import ChannelSpec, SlackSimulator
+from standins.slack_requests import Origin, SlackRequest, block_action, post, slash_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from bot.rhombus_sim import Step
-    from bot.slack_sim import Call, Ephemeral, Message, Revision
+    from standins.rhombus import Step
+    from standins.slack import Call, Ephemeral, Message, Revision
 
 Kind = Literal["completes", "fails", "deleted", "recovers", "stuck", "stop"]
 

@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.bot_process import BotProcess
 from bot.clips import Clip
-from bot.rhombus_sim import RhombusSimulator
-from bot.slack_sim import ChannelSpec, Message, SlackSimulator
 from bot.store import Store, Tracking, TrackingState
+from standins.rhombus import RhombusSimulator
+from standins.slack import ChannelSpec, Message, SlackSimulator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from bot.rhombus_sim import Exchange
+    from standins.rhombus import Exchange
 
 SIGNING_SECRET = "bench-signing-secret-0123456789"  # noqa: S105  # the fake's, not a secret
 TEAM_ID = "T0SIM"

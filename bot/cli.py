@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import sys
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,12 @@ from bot.logs import configure_logging
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+# The production image installs the bot alone; the stand-ins come with the source checkout.
+_NO_STANDINS = (
+    "the demo and the simulators are not part of this installation; "
+    "install the project from its source checkout"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,13 +43,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command the arguments name; the process's exit status."""
     args = _parser().parse_args(argv)
+    if args.command in {"demo", "rhombus-sim"} and importlib.util.find_spec("standins") is None:
+        print(_NO_STANDINS, file=sys.stderr)  # noqa: T201  # logging is not configured yet
+        return 2
     if args.command == "demo":
-        from bot.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
+        from standins.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
 
         configure_logging("WARNING")
         return asyncio.run(run_demo(speed=args.speed))
     if args.command == "rhombus-sim":
-        from bot.rhombus_sim import serve as serve_simulator  # noqa: PLC0415
+        from standins.rhombus import serve as serve_simulator  # noqa: PLC0415
 
         configure_logging("INFO")
         with contextlib.suppress(KeyboardInterrupt):

@@ -7,18 +7,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.config import Settings
-from bot.rhombus_sim import ManualClock, RhombusSimulator
 from bot.runtime import Bot
-from bot.slack_sim import SlackSimulator
+from standins.rhombus import ManualClock, RhombusSimulator
+from standins.slack import SlackSimulator
+from tests.helpers import APP_TOKEN, BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
-
-SIGNING_SECRET = "test-signing-secret-0123456789"
-BOT_TOKEN = "xoxb-test-bot-token-0123456789"
-APP_TOKEN = "xapp-test-app-token-0123456789"
-RHOMBUS_KEY = "test-rhombus-api-key-0123456789"
 
 
 @pytest.fixture

@@ -11,17 +11,24 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from bot.rhombus_sim import GET_CLIP_PATH, Fault, stays
 from bot.runtime import Bot
 from bot.status_message import ACTION_STOP
-from tests.conftest import SIGNING_SECRET
-from tests.slack_requests import Origin, block_action, message_shortcut, sign, slash_command
-from tests.test_follow import CLIP, send, shown_text, status_messages, stored, wait_until
+from standins.rhombus import GET_CLIP_PATH, Fault, stays
+from standins.slack_requests import Origin, block_action, message_shortcut, sign, slash_command
+from tests.helpers import (
+    CLIP,
+    SIGNING_SECRET,
+    send,
+    shown_text,
+    status_messages,
+    stored,
+    wait_until,
+)
 
 if TYPE_CHECKING:
-    from bot.rhombus_sim import RhombusSimulator
-    from bot.slack_sim import Message, SlackSimulator
-    from tests.slack_requests import SlackRequest
+    from standins.rhombus import RhombusSimulator
+    from standins.slack import Message, SlackSimulator
+    from standins.slack_requests import SlackRequest
 
 # Held back for less than the bot's Rhombus timeout in these tests (2 s).
 SLOW_RHOMBUS = Fault("slow", path=GET_CLIP_PATH, delay=1.0)

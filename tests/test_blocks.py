@@ -31,6 +31,7 @@ from bot.status_message import (
     render_final_reply,
     render_status,
 )
+from tests.helpers import ESCAPE, OWN_ENTITY, assert_inert, text_objects
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -88,14 +89,6 @@ HOSTILE = [
     "<!channel>" * 1000,
 ]
 
-# What may appear between < and > in mrkdwn: mentions and date tokens this module writes.
-_OWN_ENTITY = re.compile(
-    r"<@(?P<user>[A-Z0-9]+)>"
-    r"|<!date\^(?P<epoch>\d+)\^\{date_short_pretty\} at \{time\}"
-    r"\|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ>"
-)
-_ESCAPE = re.compile(r"&(amp|lt|gt);")
-
 
 def clip(data: dict[str, Any], **changes: Any) -> Clip:
     """A clip as Rhombus would send it, with some fields changed (camelCase keys)."""
@@ -124,30 +117,6 @@ def load_expected(name: str) -> dict[str, Any]:
 def as_json(message: RenderedMessage) -> dict[str, Any]:
     """The message as chat.postMessage would send it."""
     return {"text": message.text, "blocks": message.blocks}
-
-
-def text_objects(node: object, kind: str) -> list[str]:
-    """Every text of the given type ("mrkdwn", "plain_text", rich text "text") in the blocks."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if node.get("type") == kind and isinstance(node.get("text"), str):
-            found.append(node["text"])
-        for value in node.values():
-            found += text_objects(value, kind)
-    elif isinstance(node, list):
-        for item in node:
-            found += text_objects(item, kind)
-    return found
-
-
-def assert_inert(mrkdwn: str, users: Collection[str]) -> None:
-    """Only our own mentions and date tokens are live; every other <, > and & is escaped."""
-    for match in _OWN_ENTITY.finditer(mrkdwn):
-        assert match["user"] is None or match["user"] in users, mrkdwn
-    rest = _ESCAPE.sub("", _OWN_ENTITY.sub("", mrkdwn))
-    assert "<" not in rest, mrkdwn
-    assert ">" not in rest, mrkdwn
-    assert "&" not in rest, mrkdwn
 
 
 def assert_valid(message: RenderedMessage, users: Collection[str] = (REQUESTER,)) -> None:
@@ -561,6 +530,7 @@ views = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(each=views)
 def test_any_view_renders_valid_inert_messages(each: StatusView) -> None:
@@ -607,7 +577,7 @@ def test_truncated_escaped_text_stays_within_the_limit_and_escaped(text: str, li
     cut = truncate(escape_mrkdwn(text), limit)
 
     assert len(cut) <= limit
-    assert "&" not in _ESCAPE.sub("", cut)
+    assert "&" not in ESCAPE.sub("", cut)
 
 
 @pytest.mark.parametrize(
@@ -687,7 +657,7 @@ def test_rendering_does_not_depend_on_the_clock(monkeypatch: pytest.MonkeyPatch)
     epochs = {
         int(match["epoch"])
         for text in text_objects(now.blocks, "mrkdwn")
-        for match in _OWN_ENTITY.finditer(text)
+        for match in OWN_ENTITY.finditer(text)
         if match["epoch"]
     }
     assert {1732803300, STARTED_AT, CHANGED_AT} == epochs

@@ -6,8 +6,11 @@ import asyncio
 import itertools
 import time
 
+import pytest
+
 from bot.budget import EditQueue, Priority, TokenBucket
-from bot.rhombus_sim import ManualClock
+from standins.rhombus import ManualClock
+from tests.helpers import wait_until
 
 
 def test_bucket_spends_burst_then_refills_at_rate():
@@ -129,6 +132,7 @@ async def test_queue_sends_finals_first_then_longest_waiting_newest_state_only()
     assert ["d-final", "a2", "b1", "c1"] == sent
 
 
+@pytest.mark.slow
 async def test_queue_keeps_to_its_budget():
     """Ten edits at 120 a minute: a burst of six, then one every half second."""
     queue = EditQueue("T1", per_minute=120)
@@ -166,12 +170,3 @@ async def test_queue_pauses_for_retry_after():
     await queue.close()
 
     assert times[1] - times[0] >= 0.5
-
-
-async def wait_until(condition, seconds: float = 5.0) -> None:
-    """Wait for a condition, checking every few milliseconds."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.005)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
+
 from bot.store import Store
-from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.test_restart import base_env
+from tests.helpers import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET, base_env
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 EXIT_TIMEOUT = 30.0
 
 
+@pytest.mark.slow
 def test_locked_database_is_one_clear_line(tmp_path: Path) -> None:
     """A database another process holds an exclusive lock on ends the bot with one line."""
     path = tmp_path / "bot.db"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 
-from bot.demo import run_demo
+import pytest
+
+from standins.demo import run_demo
 
 
+@pytest.mark.slow
 async def test_demo_runs_every_clip_to_its_end():
     """The demo follows every demo clip to its end and prints each outcome."""
     out = io.StringIO()

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.rhombus_sim import GET_CLIP_PATH, Fault, ManualClock, Step, completes, stays
 from bot.runtime import Bot
 from bot.store import TrackingState
-from tests.test_follow import (
+from standins.rhombus import GET_CLIP_PATH, Fault, ManualClock, Step, completes, stays
+from tests.helpers import (
     clip_command,
     finished,
     shown_text,
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from bot.config import Settings
-    from bot.rhombus_sim import Exchange, RhombusSimulator
-    from bot.slack_sim import Call, Message, SlackSimulator
+    from standins.rhombus import Exchange, RhombusSimulator
+    from standins.slack import Call, Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 OTHER = "DockClip_0123456789xyz"
@@ -353,6 +353,7 @@ TRANSIENT_SLACK_FAILURES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", TRANSIENT_SLACK_FAILURES)
 async def test_transient_slack_failure_never_drops_the_final_state(
     make_settings, slack, rhombus, clock, failure: dict[str, Any]
@@ -453,6 +454,7 @@ async def test_install_gone_stops_every_tracking_of_the_workspace(
     assert bot.tracker.is_following(witness_tracking.id)
 
 
+@pytest.mark.slow
 async def test_install_gone_during_another_clips_poll_stops_it_too(bot, slack, rhombus, caplog):
     """The install goes while the other clip's poll waits on a slow Rhombus: it stops too."""
     rhombus.add_clip(CLIP, title="Lobby door", script=stays("INITIATING", "Initiating", 0))

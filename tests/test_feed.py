@@ -10,9 +10,8 @@ import pytest
 
 from bot.feed import ClipFeed
 from bot.rhombus import RhombusClient, UnavailableError
-from bot.rhombus_sim import Fault, ManualClock, stays
-from tests.conftest import RHOMBUS_KEY
-from tests.test_follow import CLIP, clip_command, status_messages
+from standins.rhombus import Fault, ManualClock, stays
+from tests.helpers import CLIP, RHOMBUS_KEY, clip_command, status_messages
 
 ONE = "/api/event/getClipWithProgress"
 PAGES = "/api/event/getClipsWithProgress"
@@ -176,6 +175,7 @@ async def test_the_call_budget_spaces_calls(rhombus):
     assert 60 == rhombus.calls[ONE]
 
 
+@pytest.mark.slow
 async def test_a_stalled_clip_is_polled_less_and_less(bot, slack, rhombus):
     """A clip that does not move is polled ever less often (0.1 s, then 1.5 times longer each)."""
     rhombus.add_clip(CLIP, script=stays("OFFLINE", "Waiting for camera", 40))

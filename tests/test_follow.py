@@ -2,68 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
-from bot.rhombus_sim import Fault, completes, fails, goes_offline, stays
 from bot.runtime import Bot
 from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
 from bot.store import TrackingState
-from tests.conftest import SIGNING_SECRET
-from tests.slack_requests import (
+from standins.rhombus import Fault, completes, fails, goes_offline, stays
+from standins.slack_requests import (
     Origin,
-    SlackRequest,
     block_action,
     message_shortcut,
-    post,
     send_over_socket,
     slash_command,
 )
-
-if TYPE_CHECKING:
-    from bot.slack_sim import Message, SlackSimulator
-    from bot.store import Tracking
-
-CLIP = "LobbyClip0123456789abc"
-OTHER = "DockClip_0123456789xyz"
-
-
-async def send(bot: Bot, request: SlackRequest, **kwargs: object) -> httpx.Response:
-    """Post a Slack request to the bot's /slack/events, signed like Slack signs it."""
-    return await post(
-        f"http://127.0.0.1:{bot.port}/slack/events",
-        request,
-        signing_secret=SIGNING_SECRET,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def status_messages(slack: SlackSimulator, channel: str = "C0GENERAL") -> list[Message]:
-    """The bot's top-level messages in a channel."""
-    return [
-        m
-        for m in slack.messages.values()
-        if m.channel == channel and m.bot_id is not None and m.thread_ts is None
-    ]
-
-
-def shown_text(message: Message) -> str:
-    """Everything a person reads in a message: fallback text and every text in its blocks."""
-    return message.text + "\n" + json.dumps(message.blocks, ensure_ascii=False)
-
-
-async def clip_command(bot: Bot, slack: SlackSimulator, text: str, **origin: str) -> httpx.Response:
-    """Type `/clip text` in a channel."""
-    request = slash_command(
-        text, response_url=slack.response_url(), origin=Origin(**origin) if origin else Origin()
-    )
-    response = await send(bot, request)
-    assert 200 == response.status_code
-    return response
+from tests.helpers import (
+    CLIP,
+    OTHER,
+    clip_command,
+    finished,
+    send,
+    shown_text,
+    status_messages,
+    stored,
+    wait_until,
+)
 
 
 async def test_clip_is_followed_until_complete(bot, slack, rhombus, clock):
@@ -443,32 +409,6 @@ async def test_healthz(bot):
     assert {"status": "ok", "scheduler": True, "database": True} == response.json()
 
 
-async def stored(bot: Bot, message: Message, state: str | None = None) -> Tracking:
-    """Wait until the tracking of a status message is stored (in `state`, if given)."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        tracking = await bot.store.find_by_message(message.channel, message.ts)
-        if tracking is not None and state in {None, tracking.state}:
-            return tracking
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"tracking of {message.ts} not stored as {state}: {tracking!r}")
-        await asyncio.sleep(0.01)
-
-
-async def finished(bot: Bot, message: Message) -> Tracking:
-    """Wait until the tracking of a status message is stored as finished."""
-    return await stored(bot, message, TrackingState.FINISHED)
-
-
-async def wait_until(condition, seconds: float = 5.0) -> None:
-    """Wait for a condition on state the stand-ins record, checking every few milliseconds."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
-
-
 async def test_healthz_reports_a_stopped_scheduler(bot):
     """/healthz answers 503 once the scheduler is no longer running."""
     bot.scheduler.shutdown(wait=False)
@@ -528,6 +468,7 @@ async def test_rhombus_outage_is_shown_and_recovers(bot, slack, rhombus, clock):
     assert "unreachable" not in shown_text(message)
 
 
+@pytest.mark.slow
 async def test_slack_rate_limit_waits_and_sends_the_newest_state(bot, slack, rhombus, clock):
     """A 429 on chat.update pauses edits for Retry-After, then the newest state goes out."""
     rhombus.add_clip(CLIP, script=completes(10))

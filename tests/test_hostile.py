@@ -16,19 +16,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import Settings
-from bot.rhombus_sim import Fault, ManualClock, RhombusSimulator, completes, fails, stays
 from bot.runtime import Bot
-from bot.slack_sim import SlackSimulator
-from tests.conftest import APP_TOKEN, BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.slack_requests import post, signature_headers, slash_command
-from tests.test_blocks import assert_inert, text_objects
-from tests.test_follow import clip_command, send, status_messages
+from standins.rhombus import Fault, ManualClock, RhombusSimulator, completes, fails, stays
+from standins.slack import SlackSimulator
+from standins.slack_requests import post, signature_headers, slash_command
+from tests.helpers import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    RHOMBUS_KEY,
+    SIGNING_SECRET,
+    assert_inert,
+    clip_command,
+    send,
+    status_messages,
+    text_objects,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
 
-    from bot.slack_sim import Ephemeral, Message
+    from standins.slack import Ephemeral, Message
 
 CLIP = "LobbyClip0123456789abc"
 BROKEN = "DockClip_0123456789xyz"
@@ -185,6 +193,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             runner.run(stack.aclose())
 
 
+@pytest.mark.slow
 def test_fuzzed_clip_commands_are_answered_safely(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

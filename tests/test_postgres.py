@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.rhombus_sim import completes, stays
 from bot.runtime import Bot
 from bot.store import TrackingState
-from tests.test_follow import CLIP, OTHER, clip_command, finished, status_messages
+from standins.rhombus import completes, stays
+from tests.helpers import CLIP, OTHER, clip_command, finished, status_messages
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,29 +14,27 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from bot.blocks import RenderedMessage
-from bot.rhombus_sim import completes, stays
 from bot.runtime import Bot
 from bot.store import Store, Tracking, TrackingState
-from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.slack_requests import post, slash_command
-from tests.test_follow import stored, wait_until
+from standins.rhombus import completes, stays
+from standins.slack_requests import post, slash_command
+from tests.helpers import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET, base_env, stored, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
 
-    from bot.rhombus_sim import ManualClock, RhombusSimulator
-    from bot.slack_sim import Call, Message, SlackSimulator
+    from standins.rhombus import ManualClock, RhombusSimulator
+    from standins.slack import Call, Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 CHANNEL = "C0GENERAL"
-REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 10.0
 WAIT_TIMEOUT = 10.0
 
@@ -183,6 +181,7 @@ def kill_when(slack: SlackSimulator, bot: BotProcess, predicate: Callable[[Call]
     slack.on_call = on_call
 
 
+@pytest.mark.slow
 async def test_kill_9_between_posting_and_storing(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -208,6 +207,7 @@ async def test_kill_9_between_posting_and_storing(
     assert 1 == len(top_level_posts(slack)), bots.output()
 
 
+@pytest.mark.slow
 async def test_kill_9_after_the_final_reply_does_not_repeat_it(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -234,6 +234,7 @@ async def test_kill_9_after_the_final_reply_does_not_repeat_it(
     assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
 
 
+@pytest.mark.slow
 async def test_kill_9_mid_clip_resumes_the_same_message(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -267,6 +268,7 @@ async def test_kill_9_mid_clip_resumes_the_same_message(
     assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
 
 
+@pytest.mark.slow
 async def test_sigterm_exits_cleanly_and_a_restart_resumes(
     bots: BotProcesses,
     slack: SlackSimulator,
@@ -318,13 +320,6 @@ async def test_database_folder_missing_is_one_clear_line(
     assert "Traceback" not in stderr
     assert 1 == len(stderr.strip().splitlines()), stderr
     assert f"the folder {missing} does not exist" in stderr
-
-
-def base_env() -> dict[str, str]:
-    """What any process needs to run Python here, and nothing of the bot's own settings."""
-    env = {"PYTHONPATH": str(REPO)}
-    env.update({name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ})
-    return env
 
 
 def free_port() -> int:
@@ -501,6 +496,7 @@ async def test_what_a_message_shows_is_stored_by_the_time_the_bot_has_stopped(bo
     assert RenderedMessage(message.text, message.blocks).fingerprint == tracking.fingerprint
 
 
+@pytest.mark.slow
 async def test_a_write_the_database_refuses_is_kept_and_retried(
     bot, slack, rhombus, caplog, tmp_path
 ):

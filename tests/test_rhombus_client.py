@@ -21,7 +21,7 @@ from bot.rhombus import (
     RhombusError,
     UnavailableError,
 )
-from bot.rhombus_sim import (
+from standins.rhombus import (
     CAMERA_STATES_PATH,
     CLIP_NOT_FOUND_MSG,
     DEFAULT_CAMERAS,
@@ -36,9 +36,8 @@ from bot.rhombus_sim import (
     RhombusSimulator,
     stays,
 )
-from tests.conftest import RHOMBUS_KEY
 from tests.contract.openapi import validate_exchange
-from tests.test_budget import wait_until
+from tests.helpers import RHOMBUS_KEY, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator

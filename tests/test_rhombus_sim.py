@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.clips import CLIP_ID_PATTERN, Clip, ClipStatus
-from bot.rhombus_sim import (
+from standins.rhombus import (
     CAMERA_STATES_PATH,
     CLIP_NOT_FOUND_MSG,
     DEFAULT_ORG_UUID,
@@ -49,7 +49,7 @@ from tests.contract.openapi import validate_exchange
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from bot.rhombus_sim import Exchange
+    from standins.rhombus import Exchange
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 EPOCH_MS = 1_767_225_600_000

@@ -7,14 +7,22 @@ import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
-from bot.rhombus_sim import Fault, completes
-from tests.conftest import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.test_follow import CLIP, clip_command, status_messages
+from standins.rhombus import Fault, completes
+from tests.helpers import (
+    BOT_TOKEN,
+    CLIP,
+    RHOMBUS_KEY,
+    SIGNING_SECRET,
+    clip_command,
+    status_messages,
+)
 
 SECRETS = (BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET)
 
 
+@pytest.mark.slow
 async def test_full_scenario_at_debug_leaks_no_secret(bot, slack, rhombus, clock, caplog):
     """A clip followed to the end through faults, logged at DEBUG, shows no secret anywhere."""
     caplog.set_level(logging.DEBUG)

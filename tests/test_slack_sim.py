@@ -20,9 +20,9 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.rhombus_sim import ManualClock
-from bot.slack_sim import SlackSimulator
-from tests.slack_requests import (
+from standins.rhombus import ManualClock
+from standins.slack import SlackSimulator
+from standins.slack_requests import (
     SignatureMode,
     block_action,
     message_shortcut,

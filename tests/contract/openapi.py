@@ -14,7 +14,7 @@ from openapi_core.datatypes import RequestParameters
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from bot.rhombus_sim import Exchange
+    from standins.rhombus import Exchange
 
 SPEC_PATH = Path(__file__).with_name("rhombus-openapi.json")
 DOCUMENTED_AUTH_SCHEMES = ("api-token", "api", "partner-api-token", "partner-api")

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 
 if TYPE_CHECKING:
-    from bot.slack_sim import Message, SlackSimulator
+    from standins.slack import Message, SlackSimulator
 
 SignatureMode = Literal["valid", "wrong", "missing", "old"]
 EnvelopeType = Literal["slash_commands", "interactive"]
@@ -22,7 +22,8 @@ EnvelopeType = Literal["slash_commands", "interactive"]
 # Slack refuses requests signed more than five minutes ago; "old" signs six minutes back.
 _OLD_SIGNATURE_AGE = 6 * 60
 _USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
-_VERIFICATION_TOKEN = "sim-verification-token"  # Slack still sends this deprecated field
+# Slack still sends this deprecated field with every request; here its value is made up.
+_VERIFICATION_TOKEN = "sim-verification-token"  # noqa: S105 - not a secret
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import re
 import secrets
 import sys
@@ -13,20 +11,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlencode
-
-import httpx
 
 from bot.config import Settings
-from bot.rhombus_sim import DEMO_CLIPS, RhombusSimulator
 from bot.runtime import Bot
-from bot.slack_sim import SlackSimulator
+from standins.rhombus import DEMO_CLIPS, RhombusSimulator
+from standins.slack import SlackSimulator
+from standins.slack_requests import post, slash_command
 
 if TYPE_CHECKING:
-    from bot.slack_sim import Call
+    from standins.slack import Call
 
 _SIGNING_SECRET = secrets.token_hex(16)
-_CHANNEL = "C0GENERAL"
 _PEOPLE = {"U0ALICE": "alice", "U0BOT": "Rhombus Clips", "U0BOB": "bob"}
 _DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
@@ -76,35 +71,11 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
 
 async def _type_command(port: int, text: str, response_url: str) -> None:
     """Send `/clip text` to the bot the way Slack does: a signed, form-encoded POST."""
-    body = urlencode(
-        {
-            "command": "/clip",
-            "text": text,
-            "team_id": "T0SIM",
-            "team_domain": "sim",
-            "channel_id": _CHANNEL,
-            "channel_name": "general",
-            "user_id": "U0ALICE",
-            "user_name": "alice",
-            "response_url": response_url,
-            "trigger_id": secrets.token_hex(8),
-            "api_app_id": "A0DEMO",
-        }
+    await post(
+        f"http://127.0.0.1:{port}/slack/events",
+        slash_command(text, response_url=response_url),
+        signing_secret=_SIGNING_SECRET,
     )
-    timestamp = str(int(time.time()))
-    signature = hmac.new(
-        _SIGNING_SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256
-    ).hexdigest()
-    async with httpx.AsyncClient(trust_env=False) as client:
-        await client.post(
-            f"http://127.0.0.1:{port}/slack/events",
-            content=body,
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "x-slack-request-timestamp": timestamp,
-                "x-slack-signature": f"v0={signature}",
-            },
-        )
 
 
 async def _wait_until_all_finished(bot: Bot, slack: SlackSimulator, printer: _Printer) -> bool:
