@@ -541,3 +541,48 @@ async def test_a_status_message_refused_for_long_is_not_left_half_done(bot, slac
     assert f"try `{CLIP}` again in a minute" in slack.ephemerals[0].text
     assert [] == status_messages(slack)
     assert [] == list(await bot.store.unfinished())
+
+
+async def test_a_progress_edit_refused_for_a_moment_is_sent_again(bot, slack, rhombus, clock):
+    """A progress edit Slack refused once is sent again by a later poll, with nothing new."""
+    rhombus.add_clip(
+        CLIP,
+        script=(
+            Step(0, "UPLOADING", "Uploading video", 20),
+            Step(10, "UPLOADING", "Uploading video", 50),
+        ),
+    )
+    await follow(bot, slack, CLIP)
+    (message,) = status_messages(slack)
+    await stored(bot, message, TrackingState.FOLLOWING)
+    slack.fail("chat.update", error="internal_error")
+
+    clock.advance(15)  # 50 % from now on, for good
+
+    await slack.wait_for(lambda s: any(map(refused_showing("50%"), updates_of(s, message))))
+    await slack.wait_for(lambda _: "50%" in message.text, timeout=10)
+    assert [False, True] == [call.ok for call in updates_of(slack, message)]
+
+
+async def test_slack_unreachable_mid_follow_then_back(bot, slack, rhombus, clock, caplog):
+    """Slack down while the clip ends: once it is back, the end shows and is announced once."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10))
+    await follow(bot, slack, CLIP)
+    (message,) = status_messages(slack)
+    tracking = await stored(bot, message, TrackingState.FOLLOWING)
+    port = urlsplit(slack.base_url).port
+    await slack.stop()
+
+    clock.advance(35)
+    await wait_until(
+        lambda: any(
+            "slack_unreachable" in line
+            for line in about(caplog.records, tracking.id, logging.WARNING)
+        ),
+        seconds=10,
+    )
+    assert "Initiating" in message.text
+    assert TrackingState.FOLLOWING == (await stored(bot, message)).state
+
+    await slack.start(port=port)
+    await recovers_to_ready(bot, slack, message)
