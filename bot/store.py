@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from enum import StrEnum
@@ -339,6 +340,8 @@ class WriteBehind:
         """Write what is waiting, once, and stop."""
         if self._writer is not None:
             self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
         await self._write(retry=False)
 
     async def _write_soon(self) -> None:
@@ -354,6 +357,9 @@ class WriteBehind:
         batch, self._unsaved = self._unsaved, {}
         try:
             await self._store.save_many(batch.values())
+        except asyncio.CancelledError:
+            self._unsaved = batch | self._unsaved  # stopped mid-write: the last write has them
+            raise
         except StoreError as error:
             logger.error(  # noqa: TRY400  # the reason is in the message; no traceback
                 "cannot write %d tracking(s) to the database: %s%s",
