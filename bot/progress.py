@@ -6,8 +6,9 @@ tracker carries out what `judge` decides.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.budget import Backoff
 from bot.clips import Clip, ClipStatus, Ending
@@ -32,12 +33,12 @@ class Pacing:
     max_interval: float = 60.0
     give_up_after: float = 30 * 60.0
 
-    @property
+    @functools.cached_property
     def failures(self) -> Backoff:
         """Polls of a clip Rhombus cannot answer for: exponential, capped at five minutes."""
         return Backoff(self.interval, 2.0, MAX_BACKOFF_SECONDS)
 
-    @property
+    @functools.cached_property
     def stalls(self) -> Backoff:
         """Polls of a clip that makes no progress: less and less often, up to `max_interval`."""
         cap = max(self.interval, self.max_interval)
@@ -63,8 +64,7 @@ class Unreachable:
 Answer = Clip | Rejected | Unreachable
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(NamedTuple):
     """What is known of a followed clip between two polls.
 
     `shown*`, `notice` and the times are what its status message shows (and its row stores);
@@ -88,8 +88,7 @@ class Progress:
     stale: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What an answer means: the new state, whether the message changes, and how it ends."""
 
     progress: Progress
@@ -118,12 +117,9 @@ def _rejected(
     delay = pacing.failures.delay(failures, draw)
     if rejections < REJECTIONS_BEFORE_NOT_FOUND:
         notice = f"Rhombus answered: {answer.reason}; retrying"[:NOTICE_LIMIT]
-        after = dataclasses.replace(
-            progress, failures=failures, rejections=rejections, notice=notice
-        )
+        after = progress._replace(failures=failures, rejections=rejections, notice=notice)
         return Verdict(after, changed=notice != progress.notice, delay=delay)
-    after = dataclasses.replace(
-        progress,
+    after = progress._replace(
         failures=failures,
         rejections=rejections,
         notice=answer.reason[:NOTICE_LIMIT],
@@ -137,9 +133,9 @@ def _unreachable(
 ) -> Verdict:
     failures = progress.failures + 1
     delay = max(pacing.failures.delay(failures, draw), answer.retry_after)
-    after = dataclasses.replace(progress, failures=failures, notice=UNREACHABLE_NOTICE)
+    after = progress._replace(failures=failures, notice=UNREACHABLE_NOTICE)
     if now - (progress.reached_at or progress.started_at) > pacing.give_up_after:
-        after = dataclasses.replace(after, changed_at=now)
+        after = after._replace(changed_at=now)
         return Verdict(after, changed=True, ending=Ending.UNREACHABLE, delay=delay)
     return Verdict(after, changed=progress.notice != UNREACHABLE_NOTICE, delay=delay)
 
@@ -170,29 +166,30 @@ def _answered(
     ending = clip.ending
     if ending is None and now - progress_at > pacing.give_up_after:
         ending = Ending.GAVE_UP
-    after = dataclasses.replace(
-        progress,
-        seen=clip,
-        seen_percent=percent,
-        progress_at=progress_at,
-        reached_at=now,
-        notice=None,
-        failures=0,
-        rejections=0,
-        stalls=stalls,
-    )
     shown = progress.shown
-    if not (
+    changed = (
         ending is not None
         or progress.stale
         or progress.notice is not None
         or shown is None
         or _step(percent) != _step(progress.shown_percent)
         or not _same_besides_progress(shown, clip)
-    ):
-        return Verdict(after, changed=False, delay=delay)
-    after = dataclasses.replace(after, shown=clip, shown_percent=percent, changed_at=now)
-    return Verdict(after, changed=True, ending=ending, delay=delay)
+    )
+    # Built whole, not by `_replace`: this runs for every poll of every clip.
+    after = Progress(
+        started_at=progress.started_at,
+        changed_at=now if changed else progress.changed_at,
+        progress_at=progress_at,
+        reached_at=now,
+        shown=clip if changed else shown,
+        shown_percent=percent if changed else progress.shown_percent,
+        notice=None,
+        seen=clip,
+        seen_percent=percent,
+        stalls=stalls,
+        stale=progress.stale,
+    )
+    return Verdict(after, changed=changed, ending=ending if changed else None, delay=delay)
 
 
 # What Rhombus changes as a clip merely progresses; any other field is worth an edit at once.

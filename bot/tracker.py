@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import random
@@ -248,7 +247,7 @@ class Tracker:
         live = self._live.get(tracking_id)
         if live is None or live.tracking.state != TrackingState.FOLLOWING:
             return False
-        live.progress = dataclasses.replace(live.progress, stalls=0)
+        live.progress = live.progress._replace(stalls=0)
         live.refresh_wanted = True
         self._jobs.add(tracking_id, after=0.0)
         return True
@@ -264,7 +263,7 @@ class Tracker:
                 return False
             tracking.ending = Ending.STOPPED
             tracking.stopped_by = user_id
-            live.progress = dataclasses.replace(live.progress, changed_at=self._clock())
+            live.progress = live.progress._replace(changed_at=self._clock())
             await self._deliver(live)
         return True
 
@@ -332,7 +331,7 @@ class Tracker:
     async def _deliver(self, live: Followed) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
         tracking = live.tracking
-        live.progress = dataclasses.replace(live.progress, stale=False)
+        live.progress = live.progress._replace(stale=False)
         live.record()
         clip = live.progress.shown
         message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
@@ -366,7 +365,7 @@ class Tracker:
             outcome = await self._messages.edit(tracking, message)
             if isinstance(outcome, RetryIn):
                 # The next round sends the newest state, whatever the clip does meanwhile.
-                live.progress = dataclasses.replace(live.progress, stale=True)
+                live.progress = live.progress._replace(stale=True)
                 return outcome.seconds
             if not isinstance(outcome, Sent):
                 await self._lost(tracking, outcome, "chat.update")

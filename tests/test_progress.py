@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -45,7 +44,7 @@ FOLLOWED = Progress(
 
 def state(**changes: Any) -> Progress:
     """The followed clip above, with some of what is known of it changed."""
-    return dataclasses.replace(FOLLOWED, **changes)
+    return FOLLOWED._replace(**changes)
 
 
 # (what is known, the answer, when) -> (message changes, ending, next poll, notice, bar shows)
