@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.channel_clips import ChannelClips
 from bot.following import Following
 from bot.policy import Asker, Policy
 from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.rhombus import RhombusClient
+    from bot.store import Store
     from bot.tracker import Tracker
 
     # One form of `/clip` (`/clip list`, ...): given who asks, the text after its first word, and
@@ -31,25 +33,42 @@ HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 
 def usage(max_clips: int) -> str:
-    """The help text for `/clip`."""
+    """The help text for `/clip`: every form, with examples."""
     return (
         "*Follow a Rhombus clip in this channel*\n"
         "`/clip &lt;clip id or link&gt;` posts a status message here and keeps it up to date "
         "until the clip is ready, has failed or is deleted.\n"
-        f"• Up to {max_clips} clips at once, separated by spaces.\n"
+        f"• Up to {max_clips} clips at once, separated by spaces: "
+        "`/clip AbCdEfGhIjKlMnOpQrStUv https://console.rhombussystems.com/…`\n"
         "• A clip id is the 22-character id of a saved clip in Rhombus, "
         "or paste a link that contains it.\n"
+        "• `/clip list` shows the clips followed in this channel.\n"
+        "• `/clip stop &lt;clip id or link&gt;` stops following one here "
+        "(`/clip stop AbCdEfGhIjKlMnOpQrStUv`); `/clip stop all` stops every one.\n"
+        "• `/clip help` shows this.\n"
         "• On a message that mentions clips, use the *Follow Rhombus clip* shortcut "
-        "(the ⋮ menu) to follow them in its thread."
+        "(the ⋮ menu) to follow them in its thread.\n"
+        "• The bot's *Home* tab lists the clips you follow and the organisation's recent "
+        "clips; Rhombus links pasted in a message show the clip's status."
     )
 
 
 def register_listeners(
-    app: AsyncApp, tracker: Tracker, rhombus: RhombusClient, policy: Policy
+    app: AsyncApp,
+    tracker: Tracker,
+    rhombus: RhombusClient,
+    policy: Policy,
+    *,
+    store: Store,
 ) -> None:
     """Attach every listener of the bot to the Bolt app."""
     following = Following(tracker, rhombus, policy)
-    command = ClipCommand(policy, forms={}, follow=following.follow_text)
+    channel_clips = ChannelClips(tracker, store)
+    command = ClipCommand(
+        policy,
+        forms={"list": channel_clips.list_here, "stop": channel_clips.stop_here},
+        follow=following.follow_text,
+    )
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)
     app.action(ACTION_REFRESH)(following.refresh_button)

@@ -100,6 +100,7 @@ class Bot:
                 allowed_channels=settings.allowed_channel_ids,
                 allowed_users=settings.allowed_user_ids,
             ),
+            store=store,
         )
         bot = cls(
             settings=settings,

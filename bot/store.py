@@ -288,6 +288,37 @@ class Store:
         async with self._sessions() as session:
             return (await session.scalars(query)).first()
 
+    async def open_in_channel(self, team_id: str, channel_id: str) -> Sequence[Tracking]:
+        """Every unfinished tracking of a channel, oldest first."""
+        query = (
+            select(Tracking)
+            .where(
+                Tracking.team_id == team_id,
+                Tracking.channel_id == channel_id,
+                Tracking.state != TrackingState.FINISHED,
+            )
+            .order_by(Tracking.started_at)
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).all()
+
+    async def of_requester(
+        self, team_id: str, user_id: str, *, finished_since: float
+    ) -> Sequence[Tracking]:
+        """A person's trackings: the unfinished ones and those finished since then; newest first."""
+        query = (
+            select(Tracking)
+            .where(
+                Tracking.team_id == team_id,
+                Tracking.requester_id == user_id,
+                (Tracking.state != TrackingState.FINISHED)
+                | (Tracking.finished_at >= finished_since),
+            )
+            .order_by(Tracking.started_at.desc())
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).all()
+
     async def unfinished(self) -> Sequence[Tracking]:
         """Every tracking that still has work to do, oldest first."""
         query = (
