@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.channel_clips import ChannelClips
+from bot.events import OnceEach
 from bot.following import Following
+from bot.home import Home, HomeSettings
+from bot.home_view import ACTION_FOLLOW as ACTION_HOME_FOLLOW
+from bot.home_view import ACTION_MORE as ACTION_HOME_MORE
+from bot.home_view import ACTION_OPEN as ACTION_HOME_OPEN
+from bot.home_view import FOLLOW_MODAL
 from bot.policy import Asker, Policy
 from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
 
@@ -53,15 +59,16 @@ def usage(max_clips: int) -> str:
     )
 
 
-def register_listeners(
+def register_listeners(  # noqa: PLR0913
     app: AsyncApp,
     tracker: Tracker,
     rhombus: RhombusClient,
     policy: Policy,
     *,
     store: Store,
-) -> None:
-    """Attach every listener of the bot to the Bolt app."""
+    home_settings: HomeSettings,
+) -> Home:
+    """Attach every listener of the bot to the Bolt app; the Home, for shutdown to close."""
     following = Following(tracker, rhombus, policy)
     channel_clips = ChannelClips(tracker, store)
     command = ClipCommand(
@@ -75,6 +82,22 @@ def register_listeners(
     app.action(ACTION_STOP)(following.stop_button)
     app.action(ACTION_OPEN)(following.open_button)
     app.error(on_error)
+    app.middleware(OnceEach().check)
+    home = Home(
+        client=app.client,
+        store=store,
+        tracker=tracker,
+        rhombus=rhombus,
+        following=following,
+        policy=policy,
+        settings=home_settings,
+    )
+    app.event("app_home_opened")(home.opened)
+    app.action(ACTION_HOME_MORE)(home.more)
+    app.action(ACTION_HOME_FOLLOW)(home.follow_button)
+    app.action(ACTION_HOME_OPEN)(home.open_button)
+    app.view(FOLLOW_MODAL)(home.follow_submitted)
+    return home
 
 
 class ClipCommand:

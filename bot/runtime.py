@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
 from bot.feed import ClipFeed
+from bot.home import Home, HomeSettings
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
@@ -48,6 +49,7 @@ class Bot:
     tracker: Tracker
     app: AsyncApp
     server: Server = field(init=False)
+    home: Home | None = None
     socket_mode: AsyncSocketModeHandler | None = None
     _stopped: bool = field(default=False, repr=False)
 
@@ -90,7 +92,7 @@ class Bot:
             else settings.slack_signing_secret.get_secret_value()
         )
         app = build_app(slack, signing_secret)
-        register_listeners(
+        home = register_listeners(
             app,
             tracker,
             rhombus,
@@ -101,6 +103,11 @@ class Bot:
                 allowed_users=settings.allowed_user_ids,
             ),
             store=store,
+            home_settings=HomeSettings(
+                console_url=settings.console_url,
+                post_restricted_clips=settings.post_restricted_clips,
+                min_interval=settings.home_refresh_seconds,
+            ),
         )
         bot = cls(
             settings=settings,
@@ -110,6 +117,7 @@ class Bot:
             scheduler=scheduler,
             tracker=tracker,
             app=app,
+            home=home,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -146,6 +154,8 @@ class Bot:
         if self.scheduler.running:
             self.scheduler.pause()
         await self.server.finish(grace)
+        if self.home is not None:
+            await self.home.close()
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
