@@ -17,6 +17,7 @@ from bot.home_view import ACTION_OPEN as ACTION_HOME_OPEN
 from bot.home_view import FOLLOW_MODAL
 from bot.policy import Asker, Policy
 from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
+from bot.unfurl_view import ACTION_UNFURL_OPEN
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from bot.rhombus import RhombusClient
     from bot.store import Store
     from bot.tracker import Tracker
+    from bot.unfurls import Unfurls
 
     # One form of `/clip` (`/clip list`, ...): given who asks, the text after its first word, and
     # Bolt's `respond` and context, once the command is acknowledged and the person may use it.
@@ -67,6 +69,7 @@ def register_listeners(  # noqa: PLR0913
     *,
     store: Store,
     home_settings: HomeSettings,
+    unfurls: Unfurls,
 ) -> Home:
     """Attach every listener of the bot to the Bolt app; the Home, for shutdown to close."""
     following = Following(tracker, rhombus, policy)
@@ -97,6 +100,8 @@ def register_listeners(  # noqa: PLR0913
     app.action(ACTION_HOME_FOLLOW)(home.follow_button)
     app.action(ACTION_HOME_OPEN)(home.open_button)
     app.view(FOLLOW_MODAL)(home.follow_submitted)
+    app.event("link_shared")(unfurls.shared)
+    app.action(ACTION_UNFURL_OPEN)(unfurls.open_button)
     return home
 
 
