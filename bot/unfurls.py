@@ -101,14 +101,6 @@ class Unfurls:
         """Keep the stored live unfurls up to date again; how many there are."""
         for unfurl in await self._store.live_unfurls():
             self._adopt(unfurl, None)
-        self._scheduler.add_job(
-            self._round,
-            IntervalTrigger(seconds=self._interval),
-            id=JOB_ID,
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-        )
         return len(self._live)
 
     def close(self) -> None:
@@ -229,6 +221,16 @@ class Unfurls:
         if unfurl.id not in self._live:
             self._live[unfurl.id] = unfurl
             self._feed.follow(unfurl.clip_id, created_at_ms)
+        if self._scheduler.get_job(JOB_ID) is None:
+            # One job looks at every live unfurl; it runs only while there are some.
+            self._scheduler.add_job(
+                self._round,
+                IntervalTrigger(seconds=self._interval),
+                id=JOB_ID,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+            )
 
     async def _round(self) -> None:
         """Look at every live unfurl's clip; queue an update for those whose unfurl changed."""
@@ -287,6 +289,8 @@ class Unfurls:
         if self._live.pop(unfurl.id, None) is None:
             return
         self._feed.unfollow(unfurl.clip_id)
+        if not self._live and self._scheduler.get_job(JOB_ID) is not None:
+            self._scheduler.remove_job(JOB_ID)
         unfurl.finished = True
         try:
             await self._store.save_unfurl(unfurl)

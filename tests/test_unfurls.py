@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bot.runtime import Bot
+from bot.unfurls import JOB_ID
 from standins.rhombus import LOBBY_CAMERA, stays
 from standins.slack_requests import event_callback, link_shared, send_over_socket
 from tests.helpers import APP_TOKEN, CLIP, send, wait_until
@@ -44,6 +45,7 @@ async def test_a_clip_link_unfurls_as_its_status_and_follows_it_to_the_end(bot, 
 
     await wait_until(lambda: not bot.unfurls._live)  # noqa: SLF001
     assert [] == list(await bot.store.live_unfurls())
+    assert bot.scheduler.get_job(JOB_ID) is None
     unfurl = slack.surfaces.unfurl_of(message.channel, message.ts, CLIP_URL)
     assert 3 == len(unfurl.versions)
 
