@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 STOP_ALL = "all"
 _STOP_USAGE = (
-    "Say which clip to stop following here: `/clip stop <clip id or link>`, "
+    "Say which clip to stop following here: `/clip stop &lt;clip id or link&gt;`, "
     "or `/clip stop all` for every clip followed in this channel."
 )
 

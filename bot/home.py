@@ -177,8 +177,9 @@ class Home:
         self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         """The modal's **Follow**: refuse at once what cannot be, else follow as `/clip` does."""
-        view = body.get("view") or {}
-        clip_id = str(view.get("private_metadata") or "")
+        view = body.get("view")
+        metadata = _dig(view, "private_metadata")
+        clip_id = metadata if isinstance(metadata, str) else ""
         channel_id = _selected_channel(view)
         asker = Asker(
             team_id=str(context.team_id or _team_of(body)),
@@ -354,25 +355,35 @@ class Home:
         return budget
 
 
-def _selected_channel(view: dict[str, Any]) -> str:
-    values = (view.get("state") or {}).get("values") or {}
-    chosen = (values.get(CHANNEL_BLOCK) or {}).get(CHANNEL_ACTION) or {}
-    selected = chosen.get("selected_conversation") if isinstance(chosen, dict) else None
+def _selected_channel(view: object) -> str:
+    selected = _dig(view, "state", "values", CHANNEL_BLOCK, CHANNEL_ACTION, "selected_conversation")
     return selected if isinstance(selected, str) else ""
 
 
 def _action_value(body: dict[str, Any]) -> str:
-    actions = body.get("actions") or [{}]
-    value = actions[0].get("value") if isinstance(actions[0], dict) else None
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    value = _dig(first, "value")
     return value if isinstance(value, str) else ""
 
 
 def _user_of(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
+    user = _dig(body, "user", "id")
+    return user if isinstance(user, str) else ""
 
 
 def _team_of(body: dict[str, Any]) -> str:
-    return str((body.get("team") or {}).get("id") or "")
+    team = _dig(body, "team", "id")
+    return team if isinstance(team, str) else ""
+
+
+def _dig(node: object, *keys: str) -> object:
+    """The value at `keys` in nested objects; None where any level is missing or not an object."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
 
 
 def _retry_after(error: SlackApiError) -> float:

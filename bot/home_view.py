@@ -63,7 +63,7 @@ def render_home(state: HomeState) -> JsonBlock:
         blocks.append(
             section(
                 mrkdwn(
-                    "You follow no clip. Type `/clip <clip id or link>` in a channel, "
+                    "You follow no clip. Type `/clip &lt;clip id or link&gt;` in a channel, "
                     "or pick one of the recent clips below."
                 )
             )

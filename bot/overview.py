@@ -20,7 +20,7 @@ TITLE_LIMIT = 80
 
 _NOTHING_FOLLOWED = (
     "No clip is being followed in this channel. "
-    "Start with `/clip <clip id or link>` (`/clip help` shows every form)."
+    "Start with `/clip &lt;clip id or link&gt;` (`/clip help` shows every form)."
 )
 _STATUS = {
     ClipStatus.INITIATING: "⏳ Initiating",
@@ -96,7 +96,9 @@ def channel_list(listed: Sequence[Listed], followed_elsewhere: int) -> str:
         lines += [f"• {tracking_line(item)}" for item in listed[:LIST_LIMIT]]
         if len(listed) > LIST_LIMIT:
             lines.append(f"…and {len(listed) - LIST_LIMIT} more.")
-        lines.append("Stop one with `/clip stop <clip id or link>`, or all with `/clip stop all`.")
+        lines.append(
+            "Stop one with `/clip stop &lt;clip id or link&gt;`, or all with `/clip stop all`."
+        )
     if followed_elsewhere:
         clips = "1 clip" if followed_elsewhere == 1 else f"{followed_elsewhere} clips"
         lines.append(f"You follow {clips} in other channels: see the bot's Home tab.")

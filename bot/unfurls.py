@@ -116,18 +116,7 @@ class Unfurls:
             for link in event.get("links") or []
             if isinstance(link, dict) and isinstance(link.get("url"), str)
         ]
-        shown: dict[str, RenderedMessage] = {}
-        moving: dict[str, tuple[str, RenderedMessage]] = {}  # url -> clip id, while not final
-        for url in dict.fromkeys(links[:MAX_LINKS]):
-            target = read_link(url, self._hosts)
-            if isinstance(target, CameraMoment):
-                shown[url] = render_camera_unfurl(target, await self._cameras(), self._console_url)
-            elif isinstance(target, ClipLink):
-                rendered = await self._clip_unfurl(target.clip_id)
-                if rendered is not None:
-                    shown[url] = rendered[0]
-                    if rendered[1]:
-                        moving[url] = (target.clip_id, rendered[0])
+        shown, moving = await self._render_links(links[:MAX_LINKS])
         if not shown:
             return
         unfurls = {url: {"blocks": message.blocks} for url, message in shown.items()}
@@ -138,6 +127,9 @@ class Unfurls:
             where = {"unfurl_id": event.get("unfurl_id"), "source": "composer"}
         else:
             where = {"channel": channel, "ts": ts}
+        if not all(isinstance(value, str) and value for value in where.values()):
+            logger.info("link_shared without a message to unfurl in; ignored")
+            return
         if await self._unfurl(where, unfurls) is not None or composer:
             return
         team_id = str(context.team_id or event.get("team") or "")
@@ -145,6 +137,24 @@ class Unfurls:
             await self._follow(
                 team_id=team_id, channel=channel, ts=ts, url=url, clip_id=clip_id, message=message
             )
+
+    async def _render_links(
+        self, links: list[str]
+    ) -> tuple[dict[str, RenderedMessage], dict[str, tuple[str, RenderedMessage]]]:
+        """Each link's unfurl; and the clip id of those to keep up to date (not final yet)."""
+        shown: dict[str, RenderedMessage] = {}
+        moving: dict[str, tuple[str, RenderedMessage]] = {}
+        for url in dict.fromkeys(links):
+            target = read_link(url, self._hosts)
+            if isinstance(target, CameraMoment):
+                shown[url] = render_camera_unfurl(target, await self._cameras(), self._console_url)
+            elif isinstance(target, ClipLink):
+                rendered = await self._clip_unfurl(target.clip_id)
+                if rendered is not None:
+                    shown[url] = rendered[0]
+                    if rendered[1]:
+                        moving[url] = (target.clip_id, rendered[0])
+        return shown, moving
 
     async def open_button(self, ack: AsyncAck) -> None:
         """**Open in Rhombus** in an unfurl is a link; its click must be acknowledged."""

@@ -48,7 +48,7 @@ async def test_list_with_nothing_followed_says_how_to_start(bot, slack):
 
     text = await answer(slack, 1)
     assert text.startswith("No clip is being followed in this channel.")
-    assert "`/clip <clip id or link>`" in text
+    assert "`/clip &lt;clip id or link&gt;`" in text
     assert "ephemeral" == slack.ephemerals[0].response_type
 
 
@@ -64,7 +64,7 @@ async def test_list_with_one_clip_links_to_its_message(bot, slack, rhombus):
     expected = (
         "*1 clip is being followed in this channel:*\n"
         f"• <{permalink}|Title of Lobb> · ⬆️ Uploading 40% · asked by <@U0ALICE>\n"
-        "Stop one with `/clip stop <clip id or link>`, or all with `/clip stop all`."
+        "Stop one with `/clip stop &lt;clip id or link&gt;`, or all with `/clip stop all`."
     )
     assert expected == text
 

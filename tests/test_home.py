@@ -69,7 +69,7 @@ async def test_home_of_a_person_with_nothing(bot, slack):
     await open_home(bot, slack)
 
     text = home_text(slack)
-    assert "You follow no clip. Type `/clip <clip id or link>` in a channel" in text
+    assert "You follow no clip. Type `/clip &lt;clip id or link&gt;` in a channel" in text
     assert "No clip was saved in Rhombus in the last 7 days." in text
     (call,) = slack.calls_to("views.publish")
     assert "U0ALICE" == call.args["user_id"]

@@ -54,7 +54,8 @@ def test_an_empty_home_renders_as_expected():
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": "You follow no clip. Type `/clip <clip id or link>` in a channel, "
+                    "text": "You follow no clip. "
+                    "Type `/clip &lt;clip id or link&gt;` in a channel, "
                     "or pick one of the recent clips below.",
                 },
             },
