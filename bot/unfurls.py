@@ -264,8 +264,8 @@ class Unfurls:
                 await self._finish(unfurl)
             return
         queue = self._messages.edits(unfurl.team_id)
-        if queue.waiting:
-            return  # status message edits wait: they go first, this unfurl next round
+        if queue.waiting or queue.paused_for > 0:
+            return  # status message edits wait (or Slack asked to): they go first
         queue.submit(
             f"unfurl:{unfurl.id}",
             functools.partial(self._send, unfurl.id, message, final=clip.is_final),

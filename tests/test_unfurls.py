@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 
 from bot.runtime import Bot
+from bot.store import TrackingState
 from bot.unfurls import JOB_ID
 from standins.rhombus import LOBBY_CAMERA, stays
 from standins.slack_requests import event_callback, link_shared, send_over_socket
-from tests.helpers import APP_TOKEN, CLIP, send, wait_until
+from tests.helpers import (
+    APP_TOKEN,
+    CLIP,
+    OTHER,
+    clip_command,
+    send,
+    status_messages,
+    stored,
+    wait_until,
+)
 
 CONSOLE = "https://console.rhombussystems.com"
 CLIP_URL = f"{CONSOLE}/clips/{CLIP}"
@@ -129,5 +139,47 @@ async def test_an_envelope_slack_retries_over_socket_mode_is_acted_on_once(
 
         await slack.wait_for(lambda s: unfurled(s, later, CLIP_URL) != "")
         assert 2 == len(slack.calls_to("chat.unfurl"))
+    finally:
+        await bot.stop()
+
+
+async def test_status_edits_go_before_unfurl_updates(bot, slack, rhombus):
+    """While a status edit waits out a 429 the unfurl is not updated: the edit goes first."""
+    rhombus.add_clip(CLIP, title="Lobby", script=stays("UPLOADING", "Uploading video", 20))
+    rhombus.add_clip(OTHER, title="Dock", script=stays("UPLOADING", "Uploading video", 20))
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (status,) = status_messages(slack)
+    await stored(bot, status, TrackingState.FOLLOWING)
+    other_url = f"{CONSOLE}/clips/{OTHER}"
+    link = await share(bot, slack, other_url, [other_url])
+    await slack.wait_for(lambda s: "Uploading 20%" in unfurled(s, link, other_url))
+    slack.fail("chat.update", retry_after=2)
+
+    rhombus.set_clip(CLIP, percentComplete=60)
+    await slack.wait_for(lambda s: len(s.calls_to("chat.update")) == 1)
+    rhombus.set_clip(OTHER, percentComplete=60)
+    await slack.wait_for(lambda s: "Uploading 60%" in unfurled(s, link, other_url), timeout=10)
+
+    edited = next(call.time for call in slack.calls_to("chat.update") if call.ok)
+    updated = slack.calls_to("chat.unfurl")[-1].time
+    assert edited < updated
+    assert "60%" in status.text
+
+
+async def test_a_restart_keeps_updating_the_unfurls_it_had(make_settings, slack, rhombus):
+    """Live unfurls are stored: after a restart the same unfurl is updated to the end."""
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 40))
+    bot = await Bot.start(make_settings())
+    try:
+        message = await share(bot, slack, CLIP_URL, [CLIP_URL])
+        await wait_until(lambda: len(bot.unfurls._live) == 1)  # noqa: SLF001
+    finally:
+        await bot.stop()
+    rhombus.set_clip(CLIP, percentComplete=90)
+
+    bot = await Bot.start(make_settings())
+    try:
+        await slack.wait_for(lambda s: "Uploading 90%" in unfurled(s, message, CLIP_URL))
     finally:
         await bot.stop()
