@@ -173,7 +173,9 @@ async def test_a_restart_keeps_updating_the_unfurls_it_had(make_settings, slack,
     bot = await Bot.start(make_settings())
     try:
         message = await share(bot, slack, CLIP_URL, [CLIP_URL])
-        await wait_until(lambda: len(bot.unfurls._live) == 1)  # noqa: SLF001
+        unfurls = bot.unfurls
+        assert unfurls is not None
+        await wait_until(lambda: len(unfurls._live) == 1)  # noqa: SLF001
     finally:
         await bot.stop()
     rhombus.set_clip(CLIP, percentComplete=90)
