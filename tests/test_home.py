@@ -216,3 +216,18 @@ async def test_home_over_socket_mode(make_settings, slack):
         await slack.wait_for(lambda s: publishes(s) == 1)
     finally:
         await bot.stop()
+
+
+async def test_a_follow_from_the_home_that_fails_says_why_in_the_home(bot, slack):
+    """A clip Rhombus refuses: the modal closed already, so the Home shows the reason."""
+    await open_home(bot, slack)
+    chosen = {CHANNEL_BLOCK: {CHANNEL_ACTION: {"selected_conversation": "C0RANDOM"}}}
+
+    response = await send(
+        bot, view_submission(callback_id=FOLLOW_MODAL, private_metadata=CLIP, values=chosen)
+    )
+
+    assert (200, "") == (response.status_code, response.text)
+    await slack.wait_for(lambda s: f"Rhombus can't find clip `{CLIP}`" in home_text(s))
+    assert "In <#C0RANDOM>:" in home_text(slack)
+    assert [] == status_messages(slack, "C0RANDOM")
