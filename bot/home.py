@@ -116,11 +116,13 @@ class Home:
         self._tasks: set[asyncio.Task[None]] = set()
         tracker.watchers.append(self.on_change)
 
-    async def close(self) -> None:
-        """Stop republishing: cancel what waits and what runs."""
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop republishing; give work under way (a follow from the modal) `grace` seconds."""
         for person in self._people.values():
             if person.timer is not None:
                 person.timer.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -175,7 +175,7 @@ class Bot:
             self.unfurls.close()
         await self.server.finish(grace)
         if self.home is not None:
-            await self.home.close()
+            await self.home.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
