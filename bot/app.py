@@ -7,9 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.channel_clips import ChannelClips
+from bot.events import OnceEach
 from bot.following import Following
+from bot.home import Home, HomeSettings
+from bot.home_view import ACTION_FOLLOW as ACTION_HOME_FOLLOW
+from bot.home_view import ACTION_MORE as ACTION_HOME_MORE
+from bot.home_view import ACTION_OPEN as ACTION_HOME_OPEN
+from bot.home_view import FOLLOW_MODAL
 from bot.policy import Asker, Policy
 from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
+from bot.unfurl_view import ACTION_UNFURL_OPEN
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -18,7 +26,9 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.rhombus import RhombusClient
+    from bot.store import Store
     from bot.tracker import Tracker
+    from bot.unfurls import Unfurls
 
     # One form of `/clip` (`/clip list`, ...): given who asks, the text after its first word, and
     # Bolt's `respond` and context, once the command is acknowledged and the person may use it.
@@ -31,31 +41,68 @@ HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 
 def usage(max_clips: int) -> str:
-    """The help text for `/clip`."""
+    """The help text for `/clip`: every form, with examples."""
     return (
         "*Follow a Rhombus clip in this channel*\n"
         "`/clip &lt;clip id or link&gt;` posts a status message here and keeps it up to date "
         "until the clip is ready, has failed or is deleted.\n"
-        f"• Up to {max_clips} clips at once, separated by spaces.\n"
+        f"• Up to {max_clips} clips at once, separated by spaces: "
+        "`/clip AbCdEfGhIjKlMnOpQrStUv https://console.rhombussystems.com/…`\n"
         "• A clip id is the 22-character id of a saved clip in Rhombus, "
         "or paste a link that contains it.\n"
+        "• `/clip list` shows the clips followed in this channel.\n"
+        "• `/clip stop &lt;clip id or link&gt;` stops following one here "
+        "(`/clip stop AbCdEfGhIjKlMnOpQrStUv`); `/clip stop all` stops every one.\n"
+        "• `/clip help` shows this.\n"
         "• On a message that mentions clips, use the *Follow Rhombus clip* shortcut "
-        "(the ⋮ menu) to follow them in its thread."
+        "(the ⋮ menu) to follow them in its thread.\n"
+        "• The bot's *Home* tab lists the clips you follow and the organisation's recent "
+        "clips; Rhombus links pasted in a message show the clip's status."
     )
 
 
-def register_listeners(
-    app: AsyncApp, tracker: Tracker, rhombus: RhombusClient, policy: Policy
-) -> None:
-    """Attach every listener of the bot to the Bolt app."""
+def register_listeners(  # noqa: PLR0913
+    app: AsyncApp,
+    tracker: Tracker,
+    rhombus: RhombusClient,
+    policy: Policy,
+    *,
+    store: Store,
+    home_settings: HomeSettings,
+    unfurls: Unfurls,
+) -> Home:
+    """Attach every listener of the bot to the Bolt app; the Home, for shutdown to close."""
     following = Following(tracker, rhombus, policy)
-    command = ClipCommand(policy, forms={}, follow=following.follow_text)
+    channel_clips = ChannelClips(tracker, store)
+    command = ClipCommand(
+        policy,
+        forms={"list": channel_clips.list_here, "stop": channel_clips.stop_here},
+        follow=following.follow_text,
+    )
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)
     app.action(ACTION_REFRESH)(following.refresh_button)
     app.action(ACTION_STOP)(following.stop_button)
     app.action(ACTION_OPEN)(following.open_button)
     app.error(on_error)
+    app.middleware(OnceEach().check)
+    home = Home(
+        client=app.client,
+        store=store,
+        tracker=tracker,
+        rhombus=rhombus,
+        following=following,
+        policy=policy,
+        settings=home_settings,
+    )
+    app.event("app_home_opened")(home.opened)
+    app.action(ACTION_HOME_MORE)(home.more)
+    app.action(ACTION_HOME_FOLLOW)(home.follow_button)
+    app.action(ACTION_HOME_OPEN)(home.open_button)
+    app.view(FOLLOW_MODAL)(home.follow_submitted)
+    app.event("link_shared")(unfurls.shared)
+    app.action(ACTION_UNFURL_OPEN)(unfurls.open_button)
+    return home
 
 
 class ClipCommand:

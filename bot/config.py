@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     slack_edits_per_minute: float = Field(default=40.0, gt=0, le=600)
     max_clips_per_command: int = Field(default=5, ge=1, le=20)
     post_restricted_clips: bool = False
+    home_refresh_seconds: float = Field(default=10.0, ge=0.1, le=3600)
     allowed_channel_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     allowed_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     host: str = "0.0.0.0"  # noqa: S104  # a container's port is only reachable on all interfaces

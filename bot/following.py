@@ -114,6 +114,11 @@ class Following:
         """`Open in Rhombus` is a link; Slack still sends the click, which must be acknowledged."""
         await ack()
 
+    async def follow_one(self, asker: Asker, clip_id: str, context: AsyncBoltContext) -> str | None:
+        """Follow one clip in the asker's channel as `/clip` does; a note if something stops it."""
+        async with self._tracker.working():
+            return await self._follow_one(asker, clip_id, context)
+
     # --- The shared path ------------------------------------------------------------------------
 
     async def _follow(

@@ -193,6 +193,28 @@ class RhombusClient:
         parsed = _parse(_ClipsPageAnswer, answer, "getClipsWithProgress")
         return ClipsPage(parsed.saved_clips or [], parsed.page_token or None)
 
+    async def recent_clips(
+        self,
+        *,
+        after_ms: int,
+        page_size: int,
+        page_token: str | None = None,
+        priority: Priority = Priority.LOOKUP,
+    ) -> ClipsPage:
+        """A page of the clips saved since `after_ms`, newest first, without alarm monitoring's."""
+        body: dict[str, Any] = {
+            "pageSize": max(1, min(MAX_PAGE_SIZE, page_size)),
+            "sortField": "timestamp",
+            "sortOrder": "desc",
+            "timestampMsAfter": after_ms,
+            "excludeAlertMonitoringClips": True,
+        }
+        if page_token:
+            body["pageToken"] = page_token
+        answer = await self._request("/api/event/getClipsWithProgress", body, priority=priority)
+        parsed = _parse(_ClipsPageAnswer, answer, "getClipsWithProgress")
+        return ClipsPage(parsed.saved_clips or [], parsed.page_token or None)
+
     async def iter_clips(
         self, *, page_size: int = MAX_PAGE_SIZE, priority: Priority = Priority.PAGE
     ) -> AsyncIterator[Clip]:

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
 from bot.feed import ClipFeed
+from bot.home import Home, HomeSettings
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
@@ -23,6 +24,7 @@ from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
 from bot.slack_messages import SlackMessages
 from bot.store import Store
 from bot.tracker import Tracker, TrackerSettings
+from bot.unfurls import Unfurls
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -48,6 +50,8 @@ class Bot:
     tracker: Tracker
     app: AsyncApp
     server: Server = field(init=False)
+    home: Home | None = None
+    unfurls: Unfurls | None = None
     socket_mode: AsyncSocketModeHandler | None = None
     _stopped: bool = field(default=False, repr=False)
 
@@ -69,11 +73,13 @@ class Bot:
         )
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
+        feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
+        messages = SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute)
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
-            feed=ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9),
-            messages=SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute),
+            feed=feed,
+            messages=messages,
             scheduler=scheduler,
             settings=TrackerSettings(
                 pacing=Pacing(
@@ -90,7 +96,18 @@ class Bot:
             else settings.slack_signing_secret.get_secret_value()
         )
         app = build_app(slack, signing_secret)
-        register_listeners(
+        unfurls = Unfurls(
+            client=slack,
+            store=store,
+            rhombus=rhombus,
+            feed=feed,
+            messages=messages,
+            scheduler=scheduler,
+            console_url=settings.console_url,
+            interval=settings.poll_interval_seconds,
+            give_up_after=settings.give_up_minutes * 60,
+        )
+        home = register_listeners(
             app,
             tracker,
             rhombus,
@@ -100,6 +117,13 @@ class Bot:
                 allowed_channels=settings.allowed_channel_ids,
                 allowed_users=settings.allowed_user_ids,
             ),
+            store=store,
+            home_settings=HomeSettings(
+                console_url=settings.console_url,
+                post_restricted_clips=settings.post_restricted_clips,
+                min_interval=settings.home_refresh_seconds,
+            ),
+            unfurls=unfurls,
         )
         bot = cls(
             settings=settings,
@@ -109,6 +133,8 @@ class Bot:
             scheduler=scheduler,
             tracker=tracker,
             app=app,
+            home=home,
+            unfurls=unfurls,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -119,6 +145,7 @@ class Bot:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         await tracker.resume(settle=_freeze_start_up)
+        await unfurls.resume()
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -144,7 +171,11 @@ class Bot:
                 await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
         if self.scheduler.running:
             self.scheduler.pause()
+        if self.unfurls is not None:
+            self.unfurls.close()
         await self.server.finish(grace)
+        if self.home is not None:
+            await self.home.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

@@ -15,6 +15,7 @@ from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.payload_utils import (
     is_block_actions,
+    is_event,
     is_message_shortcut,
     is_slash_command,
 )
@@ -122,8 +123,17 @@ class Server:
 
 
 def _acknowledged_without_body(body: dict[str, Any]) -> bool:
-    """Whether the bot answers it with an empty 200: commands, message shortcuts, clicks."""
-    return is_slash_command(body) or is_message_shortcut(body) or is_block_actions(body)
+    """Whether the bot answers it with an empty 200: commands, message shortcuts, clicks, events.
+
+    Not a modal's submission (its answer can carry `response_action: errors`) nor Slack's URL
+    check (its answer carries the challenge): Bolt answers those itself.
+    """
+    return (
+        is_slash_command(body)
+        or is_message_shortcut(body)
+        or is_block_actions(body)
+        or is_event(body)
+    )
 
 
 def _signed(verifier: SignatureVerifier, bolt_request: AsyncBoltRequest) -> bool:

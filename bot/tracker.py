@@ -90,6 +90,8 @@ class Tracker:
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Called with a tracking whenever what its message shows changes (the App Home listens).
+        self.watchers: list[Callable[[Tracking], None]] = []
 
     # --- Starting and stopping ------------------------------------------------------------------
 
@@ -228,6 +230,7 @@ class Tracker:
         if tracking.state == TrackingState.FOLLOWING:
             self._adopt(Followed.of(tracking, clip))
             self._jobs.add(tracking.id, after=self._settings.pacing.interval)
+        self._changed(tracking)
         return tracking
 
     async def permalink(self, tracking: Tracking) -> str | None:
@@ -266,6 +269,11 @@ class Tracker:
             live.progress = live.progress._replace(changed_at=self._clock())
             await self._deliver(live)
         return True
+
+    def current(self, tracking: Tracking) -> Tracking:
+        """The tracking as its polls know it now; a stored row can lag one write batch behind."""
+        live = self._live.get(tracking.id)
+        return live.tracking if live is not None else tracking
 
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
@@ -333,6 +341,7 @@ class Tracker:
         tracking = live.tracking
         live.progress = live.progress._replace(stale=False)
         live.record()
+        self._changed(tracking)
         clip = live.progress.shown
         message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
         # What was seen is kept, whatever becomes of the edit; an ending at once.
@@ -458,6 +467,10 @@ class Tracker:
             give_up_after=self._settings.pacing.give_up_after,
             console_url=self._settings.console_url,
         )
+
+    def _changed(self, tracking: Tracking) -> None:
+        for watcher in self.watchers:
+            watcher(tracking)
 
     # --- Scheduling -----------------------------------------------------------------------------
 

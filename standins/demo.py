@@ -25,6 +25,7 @@ _SIGNING_SECRET = secrets.token_hex(16)
 _PEOPLE = {"U0ALICE": "alice", "U0BOT": "Rhombus Clips", "U0BOB": "bob"}
 _DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
+_LINK = re.compile(r"<https?://[^|>]*\|([^>]*)>")
 _TIMEOUT_SECONDS = 180.0
 
 
@@ -58,6 +59,10 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
                 for clip_id in DEMO_CLIPS:
                     out.write(f"@alice in #general: /clip {clip_id}\n")
                     await _type_command(bot.port, f"{clip_id}", slack.response_url())
+                # Once the status messages are out, ask what the channel follows.
+                await _wait_for_posts(slack, len(DEMO_CLIPS) - 1)
+                out.write("\n@alice in #general: /clip list\n")
+                await _type_command(bot.port, "list", slack.response_url())
                 finished = await _wait_until_all_finished(bot, slack, printer)
             finally:
                 await bot.stop()
@@ -75,6 +80,17 @@ async def _type_command(port: int, text: str, response_url: str) -> None:
         f"http://127.0.0.1:{port}/slack/events",
         slash_command(text, response_url=response_url),
         signing_secret=_SIGNING_SECRET,
+    )
+
+
+async def _wait_for_posts(slack: SlackSimulator, count: int) -> None:
+    """Wait (a few seconds at most) until the bot has posted `count` status messages."""
+    await slack.wait_for(
+        lambda sim: (
+            sum(m.bot_id is not None and m.thread_ts is None for m in sim.messages.values())
+            >= count
+        ),
+        timeout=10.0,
     )
 
 
@@ -169,6 +185,7 @@ def _rich_text(block: dict[str, Any]) -> str:
 def _plain(mrkdwn: str) -> str:
     text = _DATE_TOKEN.sub(lambda m: _local_time(int(m.group(1))), mrkdwn)
     text = _MENTION.sub(lambda m: "@" + _PEOPLE.get(m.group(1), m.group(1)), text)
+    text = _LINK.sub(lambda m: m.group(1), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "")
 
 

@@ -30,6 +30,8 @@ RATE_LIMIT_WINDOW_SECONDS: Final = 60.0  # Slack's tiers count calls per minute
 DEFAULT_SCOPES: Final = frozenset(
     {
         "commands",
+        "links:read",
+        "links:write",
         "chat:write",
         "chat:write.public",
         "channels:join",
@@ -269,6 +271,11 @@ class SlackSimulator:
         self._changed: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        # Home tabs, modals and unfurls: a module of their own, built on this one's helpers.
+        from standins.slack_surfaces import Surfaces  # noqa: PLC0415
+
+        self.surfaces = Surfaces(self)
+        self._methods |= self.surfaces.methods()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -471,6 +478,8 @@ class SlackSimulator:
         envelope_type: str,
         payload: Json,
         timeout: float = 3.0,  # noqa: ASYNC109 - Slack's own 3 s deadline for an acknowledgement
+        *,
+        retry_attempt: int = 0,
     ) -> Json:
         """Push an envelope to the app and return its acknowledgement (with any payload)."""
         socket = self._newest_socket()
@@ -482,7 +491,10 @@ class SlackSimulator:
             "accepts_response_payload": _accepts_response_payload(envelope_type, payload),
         }
         if envelope_type == "events_api":
-            envelope |= {"retry_attempt": 0, "retry_reason": ""}
+            envelope |= {
+                "retry_attempt": retry_attempt,
+                "retry_reason": "timeout" if retry_attempt else "",
+            }
         acked: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
         self._pending_acks[envelope_id] = acked
         try:

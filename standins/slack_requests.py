@@ -9,7 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from standins.slack import Message, SlackSimulator
 
 SignatureMode = Literal["valid", "wrong", "missing", "old"]
-EnvelopeType = Literal["slash_commands", "interactive"]
+EnvelopeType = Literal["slash_commands", "interactive", "events_api"]
 
 # Slack refuses requests signed more than five minutes ago; "old" signs six minutes back.
 _OLD_SIGNATURE_AGE = 6 * 60
@@ -148,6 +148,135 @@ def block_action(  # noqa: PLR0913 - an action is named by all of these
     return _interactive(payload)
 
 
+@dataclass(frozen=True)
+class EventRequest(SlackRequest):
+    """An Events API request: JSON over HTTP, an `events_api` envelope over Socket Mode."""
+
+    content_type = "application/json"
+
+
+def event_callback(
+    event: dict[str, Any], *, event_id: str | None = None, origin: Origin = DEFAULT_ORIGIN
+) -> EventRequest:
+    """An event wrapped as Slack delivers it (type event_callback), with a fresh event id."""
+    payload: dict[str, Any] = {
+        "token": _VERIFICATION_TOKEN,
+        "team_id": origin.team_id,
+        "api_app_id": origin.api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": origin.team_id,
+                "user_id": "U0BOT",
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+    return EventRequest("events_api", payload, json.dumps(payload))
+
+
+def app_home_opened(*, origin: Origin = DEFAULT_ORIGIN, tab: str = "home") -> dict[str, Any]:
+    """The event a person's opening the app's Home tab sends."""
+    return {
+        "type": "app_home_opened",
+        "user": origin.user_id,
+        "channel": "D0HOME",
+        "tab": tab,
+        "event_ts": _action_ts(),
+    }
+
+
+def link_shared(
+    message: Message,
+    urls: list[str],
+    *,
+    source: str = "conversations_history",
+    origin: Origin = DEFAULT_ORIGIN,
+) -> dict[str, Any]:
+    """The event a message with links on the app's unfurl domains sends (composer: no ts)."""
+    event: dict[str, Any] = {
+        "type": "link_shared",
+        "user": origin.user_id,
+        "links": [{"domain": urlsplit(url).hostname or "", "url": url} for url in urls],
+        "is_bot_user_member": True,
+        "source": source,
+        "unfurl_id": f"C0UNFURL{secrets.token_hex(4).upper()}",
+        "event_ts": _action_ts(),
+    }
+    if source == "composer":
+        event |= {
+            "channel": "COMPOSER",
+            "message_ts": f"{secrets.token_hex(8)}-{secrets.token_hex(4)}",
+        }
+    else:
+        event |= {"channel": message.channel, "message_ts": message.ts}
+    return event
+
+
+def home_action(
+    action_id: str, value: str, *, view_id: str, origin: Origin = DEFAULT_ORIGIN
+) -> SlackRequest:
+    """A click on a button of the app's Home tab (type block_actions, container view)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": _user(origin),
+        "api_app_id": origin.api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": _trigger_id(),
+        "team": {"id": origin.team_id, "domain": origin.team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {"id": view_id, "type": "home", "team_id": origin.team_id},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "home",
+                "value": value,
+                "type": "button",
+                "action_ts": _action_ts(),
+            }
+        ],
+    }
+    return _interactive(payload)
+
+
+def view_submission(
+    *,
+    callback_id: str,
+    private_metadata: str,
+    values: dict[str, Any],
+    origin: Origin = DEFAULT_ORIGIN,
+) -> SlackRequest:
+    """A modal submitted (type view_submission) with its inputs' `state.values`."""
+    payload: dict[str, Any] = {
+        "type": "view_submission",
+        "team": {"id": origin.team_id, "domain": origin.team_domain},
+        "user": _user(origin),
+        "api_app_id": origin.api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "trigger_id": _trigger_id(),
+        "view": {
+            "id": "V0MODAL",
+            "team_id": origin.team_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": values},
+            "hash": "1.abc",
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
+    return _interactive(payload)
+
+
 def sign(body: str, secret: str, timestamp: int) -> dict[str, str]:
     """The two headers Slack signs a request with: v0 HMAC-SHA256 of `v0:{timestamp}:{body}`."""
     base = f"v0:{timestamp}:{body}".encode()
@@ -171,29 +300,39 @@ def signature_headers(
             return {}
 
 
-async def post(
+async def post(  # noqa: PLR0913 - each knob is one thing Slack sends
     url: str,
     request: SlackRequest,
     *,
     signing_secret: str,
     signature: SignatureMode = "valid",
     client: httpx.AsyncClient | None = None,
+    retry_num: int | None = None,
 ) -> httpx.Response:
-    """Post `request` to a Bolt HTTP endpoint with the headers Slack sends."""
+    """Post `request` to a Bolt HTTP endpoint with the headers Slack sends.
+
+    `retry_num` marks an event sent again because Slack saw no answer in time.
+    """
     headers = {
         "Content-Type": request.content_type,
         "User-Agent": _USER_AGENT,
         **signature_headers(request.body, signing_secret, signature=signature),
     }
+    if retry_num is not None:
+        headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
     if client is not None:
         return await client.post(url, content=request.body, headers=headers)
     async with httpx.AsyncClient(trust_env=False) as own_client:
         return await own_client.post(url, content=request.body, headers=headers)
 
 
-async def send_over_socket(slack: SlackSimulator, request: SlackRequest) -> dict[str, Any]:
+async def send_over_socket(
+    slack: SlackSimulator, request: SlackRequest, *, retry_attempt: int = 0
+) -> dict[str, Any]:
     """Push `request` to the app connected over Socket Mode; return the app's acknowledgement."""
-    return await slack.send_socket_request(request.envelope_type, request.payload)
+    return await slack.send_socket_request(
+        request.envelope_type, request.payload, retry_attempt=retry_attempt
+    )
 
 
 def _interactive(payload: dict[str, Any]) -> SlackRequest:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bot.app import SHORTCUT_CALLBACK_ID
+from bot.unfurl_view import CONSOLE_HOSTS
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "manifest.schema.1.0.0.json").read_text())
@@ -46,11 +47,24 @@ def test_manifest_declares_what_the_bot_listens_to():
 
 
 def test_manifest_asks_only_for_needed_scopes():
-    """The scopes to post and edit, and to read back its own messages after a crash; no users."""
+    """Post and edit, read back its own messages after a crash, unfurl links; no users."""
     assert [
         "commands",
         "chat:write",
         "chat:write.public",
         "channels:history",
         "groups:history",
+        "links:read",
+        "links:write",
     ] == _manifest()["oauth_config"]["scopes"]["bot"]
+
+
+def test_manifest_declares_the_home_tab_events_and_unfurl_domains():
+    """The Home tab, the two events the bot listens to, and the Rhombus consoles to unfurl."""
+    manifest = _manifest()
+
+    assert manifest["features"]["app_home"]["home_tab_enabled"]
+    assert ["app_home_opened", "link_shared"] == manifest["settings"]["event_subscriptions"][
+        "bot_events"
+    ]
+    assert sorted(CONSOLE_HOSTS) == sorted(manifest["features"]["unfurl_domains"])
