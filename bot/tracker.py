@@ -23,7 +23,8 @@ from bot.progress import Answer, Pacing, Rejected, Unreachable, judge
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
 from bot.status_message import DEFAULT_CONSOLE_URL, render_final_reply, render_status
-from bot.store import DuplicateTrackingError, Tracking, TrackingState, WriteBehind
+from bot.store import DuplicateTrackingError, Tracking, TrackingState
+from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
