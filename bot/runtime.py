@@ -15,11 +15,14 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
+from bot.delivery import Deliveries, DeliverySettings
+from bot.delivery_rows import DeliveryRows
 from bot.feed import ClipFeed
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
 from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
+from bot.slack_files import SlackFiles
 from bot.slack_messages import SlackMessages
 from bot.store import Store
 from bot.tracker import Tracker, TrackerSettings
@@ -47,6 +50,8 @@ class Bot:
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
+    deliveries: Deliveries | None = None
+    files: SlackFiles | None = None
     server: Server = field(init=False)
     socket_mode: AsyncSocketModeHandler | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -69,6 +74,22 @@ class Bot:
         )
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
+        files = SlackFiles(slack)
+        deliveries = (
+            Deliveries(
+                rows=DeliveryRows(store),
+                rhombus=rhombus,
+                files=files,
+                settings=DeliverySettings(
+                    media_url=settings.media_url,
+                    max_bytes=int(settings.video_max_mb * 1_000_000),
+                    concurrency=settings.delivery_concurrency,
+                    post_restricted_clips=settings.post_restricted_clips,
+                ),
+            )
+            if settings.deliver_video
+            else None
+        )
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
@@ -83,6 +104,7 @@ class Bot:
                 ),
                 console_url=settings.console_url,
             ),
+            deliveries=deliveries,
         )
         signing_secret = (
             None
@@ -109,6 +131,8 @@ class Bot:
             scheduler=scheduler,
             tracker=tracker,
             app=app,
+            deliveries=deliveries,
+            files=files,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -119,6 +143,8 @@ class Bot:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         await tracker.resume(settle=_freeze_start_up)
+        if deliveries is not None:
+            await deliveries.resume()
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -146,6 +172,10 @@ class Bot:
             self.scheduler.pause()
         await self.server.finish(grace)
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
+        if self.deliveries is not None:
+            await self.deliveries.close()  # each resumes from its row at the next start
+        if self.files is not None:
+            await self.files.aclose()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.server.close()

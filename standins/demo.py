@@ -42,6 +42,7 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
                 slack_api_url=slack.api_url,
                 rhombus_api_key=rhombus.api_key,
                 rhombus_api_url=rhombus.url,
+                rhombus_media_url=rhombus.url,
                 database_url=f"sqlite:///{Path(folder) / 'demo.db'}",
                 poll_interval_seconds=min(1.0, step_seconds / 4),
                 host="127.0.0.1",

@@ -46,11 +46,14 @@ def test_manifest_declares_what_the_bot_listens_to():
 
 
 def test_manifest_asks_only_for_needed_scopes():
-    """The scopes to post and edit, and to read back its own messages after a crash; no users."""
+    """The scopes to post and edit, read back its own messages, upload videos; no users."""
     assert [
         "commands",
         "chat:write",
         "chat:write.public",
         "channels:history",
         "groups:history",
+        "files:write",
+        "channels:join",
+        "files:read",
     ] == _manifest()["oauth_config"]["scopes"]["bot"]

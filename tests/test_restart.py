@@ -151,6 +151,8 @@ def bot_env(database_url: str, slack: SlackSimulator, rhombus: RhombusSimulator)
         "SLACK_API_URL": slack.api_url,
         "RHOMBUS_API_KEY": RHOMBUS_KEY,
         "RHOMBUS_API_URL": rhombus.url,
+        "RHOMBUS_MEDIA_URL": rhombus.url,
+        "DELIVER_VIDEO": "false",  # the video's own restarts turn it on
         "RHOMBUS_TIMEOUT_SECONDS": "2",
         "DATABASE_URL": database_url,
         "POLL_INTERVAL_SECONDS": "0.2",

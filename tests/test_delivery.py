@@ -1,0 +1,205 @@
+"""The finished clip's video in the thread: the real bot, Rhombus's media and Slack's upload."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bot.delivery_rows import DeliveryRows, DeliveryState
+from bot.runtime import Bot
+from standins.rhombus import Fault, completes, media_bytes
+from tests.helpers import CLIP, clip_command, finished, status_messages
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+    from bot.config import Settings
+    from standins.rhombus import ManualClock, RhombusSimulator
+    from standins.slack import Message, SlackSimulator
+
+SIZE = 1_000_000  # 4 s of the simulator's 250 kB/s footage
+MEDIA_PATH = f"/media/metadata/us-west-2/{CLIP}.mp4"
+
+
+@pytest.fixture
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the bot's temporary files go during the test."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+async def start(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., object]]:
+    """Starts the bot with video delivery on (and any other settings); stops it at the end."""
+    started: list[Bot] = []
+
+    async def run(**overrides: object) -> Bot:
+        bot = await Bot.start(make_settings(**{"deliver_video": True, **overrides}))
+        started.append(bot)
+        return bot
+
+    yield run
+    for bot in started:
+        await bot.stop()
+
+
+async def complete_one(
+    bot: Bot,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    channel: str = "C0GENERAL",
+    **fields: Any,
+) -> Message:
+    """Follow CLIP in `channel` until it is complete and delivered; its status message."""
+    fields.setdefault("durationSec", 4)
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), **fields)
+    await clip_command(bot, slack, CLIP, channel_id=channel)
+    await slack.wait_for(lambda s: len(status_messages(s, channel)) == 1)
+    (message,) = status_messages(slack, channel)
+    clock.advance(35)
+    await finished(bot, message)
+    assert bot.deliveries is not None
+    await bot.deliveries.idle()
+    return message
+
+
+async def delivery_state(bot: Bot, message: Message) -> str | None:
+    """What the deliveries table says of the message's tracking."""
+    tracking = await bot.store.find_by_message(message.channel, message.ts)
+    assert tracking is not None
+    delivery = await DeliveryRows(bot.store).get(tracking.id)
+    return None if delivery is None else delivery.state
+
+
+async def test_the_video_is_the_reply_in_the_thread_byte_for_byte(
+    start, slack, rhombus, clock, temp_dir
+):
+    """The mp4 Rhombus serves is shared once in the thread, commented with the mention."""
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock)
+
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    (file,) = slack.shared_files("C0GENERAL", message.ts)
+    assert media_bytes(CLIP, SIZE) == file.data
+    assert "Lobby door.mp4" == file.filename
+    assert reply.text.startswith("<@U0ALICE> your clip “Lobby door” is ready")
+    (complete,) = slack.calls_to("files.completeUploadExternal")
+    assert (message.channel, message.ts) == (
+        complete.args["channel_id"],
+        complete.args["thread_ts"],
+    )
+    assert 1 == len(slack.calls_to("chat.postMessage"))  # the status message alone
+    assert DeliveryState.DELIVERED == await delivery_state(bot, message)
+    assert [] == list(temp_dir.iterdir())
+
+
+async def test_a_clip_over_the_limit_gets_the_text_reply_with_its_size(
+    start, slack, rhombus, clock
+):
+    """Over VIDEO_MAX_MB: nothing is downloaded; the reply says how big it is and links it."""
+    bot = await start(video_max_mb=0.5)
+
+    message = await complete_one(bot, slack, rhombus, clock)
+
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert reply.text.endswith(
+        "No video: the clip is 1 MB, more than the 0 MB I upload; open it in Rhombus."
+    )
+    assert [] == slack.calls_to("files.getUploadURLExternal")
+    assert 0 == rhombus.calls[MEDIA_PATH]
+    assert "Open in Rhombus" in str(reply.blocks)
+
+
+async def test_a_public_channel_is_joined_before_the_upload(start, slack, rhombus, clock):
+    """The bot posts in #random without being in it, joins it, and shares the video there."""
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock, channel="C0RANDOM")
+
+    assert 1 == len(slack.shared_files("C0RANDOM", message.ts))
+    assert ["C0RANDOM"] == [c.args["channel"] for c in slack.calls_to("conversations.join")]
+
+
+async def test_not_in_the_channel_says_how_to_invite(start, slack, rhombus, clock):
+    """Without channels:join the bot stays outside: the text reply says to /invite it."""
+    slack.scopes -= {"channels:join"}
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock, channel="C0RANDOM")
+
+    (reply,) = slack.thread_replies("C0RANDOM", message.ts)
+    assert "/invite @Rhombus Clips" in reply.text
+    assert [] == slack.shared_files("C0RANDOM", message.ts)
+    assert DeliveryState.REPLIED == await delivery_state(bot, message)
+
+
+@pytest.mark.slow
+async def test_a_rhombus_failure_is_retried(start, slack, rhombus, clock, temp_dir):
+    """The media host fails with a 503 once: the next try delivers the video."""
+    rhombus.inject(Fault("server_error", path=MEDIA_PATH, status=503))
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock)
+
+    (file,) = slack.shared_files("C0GENERAL", message.ts)
+    assert media_bytes(CLIP, SIZE) == file.data
+    assert 2 == rhombus.calls[MEDIA_PATH]
+    assert [] == list(temp_dir.iterdir())
+
+
+async def test_a_digest_mismatch_gets_the_text_reply(start, slack, rhombus, clock, temp_dir):
+    """Bytes that do not match sha256Hex are not uploaded; the reply says why."""
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock, sha256Hex="0" * 64)
+
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert reply.text.endswith("No video: the file Rhombus sent does not match its digest.")
+    assert [] == slack.calls_to("files.getUploadURLExternal")
+    assert [] == list(temp_dir.iterdir())
+
+
+async def test_a_restricted_clip_is_never_uploaded(start, slack, rhombus):
+    """A clip made private while followed gets the text reply; its media is never fetched."""
+    bot = await start()
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), durationSec=4)
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    rhombus.set_clip(
+        CLIP,
+        status="COMPLETE",
+        percentComplete=100,
+        currentOperation="Complete",
+        accessSettings={"visibility": "PRIVATE", "allowedUsers": [], "allowedRoles": []},
+    )
+    await finished(bot, message)
+    assert bot.deliveries is not None
+    await bot.deliveries.idle()
+
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert reply.text.endswith("No video: the clip is not organisation-wide in Rhombus.")
+    assert 0 == rhombus.calls[MEDIA_PATH]
+    assert [] == slack.calls_to("files.getUploadURLExternal")
+
+
+async def test_turned_off_the_reply_is_text_as_before(start, slack, rhombus, clock):
+    """DELIVER_VIDEO=false: the thread reply is the text reply, with no line about video."""
+    bot = await start(deliver_video=False)
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), durationSec=4)
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    clock.advance(35)
+    await finished(bot, message)
+
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert "No video" not in reply.text
+    assert 0 == rhombus.calls[MEDIA_PATH]
