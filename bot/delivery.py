@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 from bot.budget import Backoff
 from bot.clips import Visibility
 from bot.delivery_rows import Delivery, DeliveryState
-from bot.media import MediaError, downloaded, media_url, remove_leftovers, transfer_seconds
+from bot.media import (
+    MEGABYTE,
+    MediaError,
+    downloaded,
+    media_url,
+    remove_leftovers,
+    transfer_seconds,
+)
 from bot.slack_files import Done, Later, Refused, Ticket
 from bot.store import StoreError
 
@@ -38,10 +45,10 @@ if TYPE_CHECKING:
     from bot.rhombus import RhombusClient
     from bot.slack_files import SlackFiles
     from bot.store import Tracking
+    from bot.thumbnail import Thumbnails
 
 logger = logging.getLogger(__name__)
 
-MEGABYTE = 1_000_000
 ATTEMPTS = 4  # tries of a step that fails for passing reasons, before the text reply
 RETRY_BACKOFF = Backoff(0.5, 4.0, 300.0)  # 1-2 s, 4-8 s, 16-32 s
 BOT_NAME = "Rhombus Clips"  # manifest.yml's display name, for the /invite advice
@@ -57,6 +64,9 @@ WORKSPACE_REFUSALS = frozenset(
         "restricted_action",
     }
 )
+NO_CLIP = "No video: Rhombus did not describe the finished clip."
+RESTRICTED = "No video: the clip is not organisation-wide in Rhombus."
+NOT_FOR_THE_CHANNEL = frozenset({NO_CLIP, RESTRICTED})  # no thumbnail either
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found", "invalid_channel"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9 ._-]+")
 
@@ -69,6 +79,7 @@ class DeliverySettings:
     max_bytes: int
     concurrency: int = 2
     post_restricted_clips: bool = False
+    video: bool = True  # False: the text reply, as without this module
 
 
 class _Passing(Exception):  # noqa: N818  # not an error: a step to try again
@@ -84,6 +95,7 @@ class Deliveries:
         rows: DeliveryRows,
         rhombus: RhombusClient,
         files: SlackFiles,
+        thumbnails: Thumbnails | None = None,
         settings: DeliverySettings,
         clock: Callable[[], float] = time.time,
         backoff: Backoff = RETRY_BACKOFF,
@@ -91,6 +103,7 @@ class Deliveries:
         self._rows = rows
         self._rhombus = rhombus
         self._files = files
+        self._thumbnails = thumbnails  # None: no thumbnail in the status message
         self._settings = settings
         self._clock = clock
         self._backoff = backoff
@@ -98,9 +111,16 @@ class Deliveries:
         self._running: dict[str, asyncio.Task[None]] = {}
 
     async def hand_over(
-        self, tracking: Tracking, clip: Clip | None, reply: RenderedMessage
+        self,
+        tracking: Tracking,
+        clip: Clip | None,
+        reply: RenderedMessage,
+        status: RenderedMessage,
     ) -> None:
-        """Record the delivery of a complete clip (once per tracking), then start it."""
+        """Record the delivery of a complete clip (once per tracking), then start it.
+
+        `reply` is the thread reply announcing it; `status` the final status message.
+        """
         now = self._clock()
         delivery = Delivery(
             tracking_id=tracking.id,
@@ -114,6 +134,8 @@ class Deliveries:
             title=((clip.title if clip is not None else None) or tracking.clip_id)[:300],
             reply_text=reply.text,
             reply_blocks=reply.blocks,
+            status_text=status.text,
+            status_blocks=status.blocks,
             state=DeliveryState.PENDING,
             reason=self._why_not(clip),
             created_at=now,
@@ -155,10 +177,12 @@ class Deliveries:
 
     def _why_not(self, clip: Clip | None) -> str | None:
         """Why the clip's video will not be uploaded, as one plain line; None if it will."""
+        if not self._settings.video:
+            return ""  # turned off: the text reply, with nothing to explain
         if clip is None:
-            return "No video: Rhombus did not describe the finished clip."
+            return NO_CLIP
         if clip.visibility is not Visibility.ORG_WIDE and not self._settings.post_restricted_clips:
-            return "No video: the clip is not organisation-wide in Rhombus."
+            return RESTRICTED
         if _region(clip) is None:
             return "No video: Rhombus did not say where the video is stored."
         if clip.byte_count is not None and clip.byte_count > self._settings.max_bytes:
@@ -189,6 +213,15 @@ class Deliveries:
             delivery.reason = reason
         elif state in {DeliveryState.PENDING, DeliveryState.UPLOADING}:
             remove_leftovers(delivery.tracking_id)
+            if (
+                self._thumbnails is not None
+                and delivery.thumbnail_id is None
+                and delivery.region is not None
+                and delivery.reason not in NOT_FOR_THE_CHANNEL
+            ):
+                delivery.thumbnail_id = await self._thumbnails.show(delivery, delivery.region)
+                if delivery.thumbnail_id is not None:
+                    await self._save(delivery, DeliveryState(delivery.state))
             if delivery.reason is None:
                 reason = await self._send_video(delivery)
                 if reason is None:
@@ -285,13 +318,14 @@ class Deliveries:
 
     async def _reply(self, delivery: Delivery) -> None:
         """Post the text reply with its reason line, once (it carries a mark to look for)."""
-        reason = delivery.reason or "No video."
+        reason = delivery.reason or ""
         looked = DeliveryState(delivery.state) is DeliveryState.REPLYING
         await self._save(delivery, DeliveryState.REPLYING)
-        blocks: list[JsonBlock] = [
-            *delivery.reply_blocks,
-            {"type": "context", "elements": [{"type": "plain_text", "text": reason}]},
-        ]
+        blocks: list[JsonBlock] = list(delivery.reply_blocks)
+        text = delivery.reply_text
+        if reason:
+            blocks.append({"type": "context", "elements": [{"type": "plain_text", "text": reason}]})
+            text = f"{text}\n{reason}"
         attempt = 0
         while True:
             attempt += 1
@@ -304,7 +338,7 @@ class Deliveries:
             outcome = await self._files.reply(
                 delivery.channel_id,
                 delivery.thread_ts,
-                f"{delivery.reply_text}\n{reason}",
+                text,
                 blocks,
                 delivery.tracking_id,
             )
@@ -320,7 +354,7 @@ class Deliveries:
             looked = True  # the post may have reached Slack
             await asyncio.sleep(self._delay(attempt, outcome.seconds))
         await self._save(delivery, DeliveryState.REPLIED)
-        logger.info("text reply sent: %s", reason, extra=delivery.log_context)
+        logger.info("text reply sent: %s", reason or "video off", extra=delivery.log_context)
 
     async def _with_retries(
         self,

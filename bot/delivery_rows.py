@@ -54,6 +54,10 @@ class Delivery(Base):
     title: Mapped[str] = mapped_column(String(300))
     reply_text: Mapped[str] = mapped_column(Text)
     reply_blocks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # The final status message, shown again with the thumbnail once it is in Slack.
+    status_text: Mapped[str] = mapped_column(Text)
+    status_blocks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    thumbnail_id: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
     file_id: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(500))

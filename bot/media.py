@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from bot.rhombus import RhombusClient
 
+MEGABYTE = 1_000_000
 TEMP_PREFIX = "rhombus-clip-"
 CHUNK_BYTES = 256 * 1024
 # A transfer may take this long plus one second per MIN_BYTES_PER_SECOND of the file.

@@ -25,6 +25,7 @@ from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
 from bot.slack_files import SlackFiles
 from bot.slack_messages import SlackMessages
 from bot.store import Store
+from bot.thumbnail import Thumbnails
 from bot.tracker import Tracker, TrackerSettings
 
 if TYPE_CHECKING:
@@ -75,26 +76,36 @@ class Bot:
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
         files = SlackFiles(slack)
+        messages = SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute)
         deliveries = (
             Deliveries(
                 rows=DeliveryRows(store),
                 rhombus=rhombus,
                 files=files,
+                thumbnails=Thumbnails(
+                    rhombus=rhombus,
+                    files=files,
+                    edits=messages.edits,
+                    media_url=settings.media_url,
+                )
+                if settings.deliver_thumbnail
+                else None,
                 settings=DeliverySettings(
                     media_url=settings.media_url,
                     max_bytes=int(settings.video_max_mb * 1_000_000),
                     concurrency=settings.delivery_concurrency,
                     post_restricted_clips=settings.post_restricted_clips,
+                    video=settings.deliver_video,
                 ),
             )
-            if settings.deliver_video
+            if settings.deliver_video or settings.deliver_thumbnail
             else None
         )
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
             feed=ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9),
-            messages=SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute),
+            messages=messages,
             scheduler=scheduler,
             settings=TrackerSettings(
                 pacing=Pacing(

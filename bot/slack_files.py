@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
     from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+    from bot.blocks import RenderedMessage
+
 logger = logging.getLogger(__name__)
 
 # The text reply that stands in for a video carries this metadata, so a restart can find it.
@@ -163,6 +165,16 @@ class SlackFiles:
         if not isinstance(shares, dict):
             return False
         return any(isinstance(where, dict) and channel_id in where for where in shares.values())
+
+    async def show(
+        self, channel_id: str, ts: str, message: RenderedMessage
+    ) -> Done | Refused | Later:
+        """Replace a message's content (chat.update): the finished status with its thumbnail."""
+        return await _call(
+            self._client.chat_update(
+                channel=channel_id, ts=ts, text=message.text, blocks=message.blocks
+            )
+        )
 
     async def reply(
         self, channel_id: str, thread_ts: str, text: str, blocks: list[dict[str, Any]], key: str

@@ -385,18 +385,15 @@ class Tracker:
     async def _finish(self, live: Followed) -> None:
         """The end is shown: announce it in the thread (at most once) and stop following."""
         tracking, clip = live.tracking, live.progress.shown
-        reply = (
-            None
-            if tracking.final_reply_sent
-            else render_final_reply(self._view(tracking, clip, await self._camera_names(clip)))
-        )
+        view = self._view(tracking, clip, await self._camera_names(clip))
+        reply = None if tracking.final_reply_sent else render_final_reply(view)
         if reply is not None:
             if self._messages.paused_for(tracking.team_id) > 0:
                 return  # Slack asked this workspace to wait; a later round sends the reply
             if self._deliveries is not None and tracking.ending is Ending.COMPLETE:
                 # The video (or the text reply saying why not) is sent from the deliveries
                 # table, which records it before the tracking is finished.
-                await self._deliveries.hand_over(tracking, clip, reply)
+                await self._deliveries.hand_over(tracking, clip, reply, render_status(view))
                 tracking.final_reply_sent, reply = True, None
         if reply is not None:
             # Recorded before sending: a crash in between must not announce the end twice.

@@ -9,7 +9,7 @@ import pytest
 
 from bot.delivery_rows import DeliveryRows, DeliveryState
 from bot.runtime import Bot
-from standins.rhombus import Fault, completes, media_bytes
+from standins.rhombus import Fault, completes, media_bytes, thumbnail_bytes
 from tests.helpers import CLIP, clip_command, finished, status_messages
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from standins.rhombus import ManualClock, RhombusSimulator
-    from standins.slack import Message, SlackSimulator
+    from standins.slack import Call, Message, SlackSimulator
 
 SIZE = 1_000_000  # 4 s of the simulator's 250 kB/s footage
 MEDIA_PATH = f"/media/metadata/us-west-2/{CLIP}.mp4"
@@ -69,6 +69,15 @@ async def complete_one(
     return message
 
 
+def video_uploads(slack: SlackSimulator) -> list[Call]:
+    """The upload URLs asked for an mp4."""
+    return [
+        c
+        for c in slack.calls_to("files.getUploadURLExternal")
+        if str(c.args.get("filename")).endswith(".mp4")
+    ]
+
+
 async def delivery_state(bot: Bot, message: Message) -> str | None:
     """What the deliveries table says of the message's tracking."""
     tracking = await bot.store.find_by_message(message.channel, message.ts)
@@ -90,7 +99,9 @@ async def test_the_video_is_the_reply_in_the_thread_byte_for_byte(
     assert media_bytes(CLIP, SIZE) == file.data
     assert "Lobby door.mp4" == file.filename
     assert reply.text.startswith("<@U0ALICE> your clip “Lobby door” is ready")
-    (complete,) = slack.calls_to("files.completeUploadExternal")
+    (complete,) = [
+        c for c in slack.calls_to("files.completeUploadExternal") if c.args.get("channel_id")
+    ]
     assert (message.channel, message.ts) == (
         complete.args["channel_id"],
         complete.args["thread_ts"],
@@ -112,7 +123,7 @@ async def test_a_clip_over_the_limit_gets_the_text_reply_with_its_size(
     assert reply.text.endswith(
         "No video: the clip is 1 MB, more than the 0 MB I upload; open it in Rhombus."
     )
-    assert [] == slack.calls_to("files.getUploadURLExternal")
+    assert [] == video_uploads(slack)
     assert 0 == rhombus.calls[MEDIA_PATH]
     assert "Open in Rhombus" in str(reply.blocks)
 
@@ -162,7 +173,7 @@ async def test_a_digest_mismatch_gets_the_text_reply(start, slack, rhombus, cloc
 
     (reply,) = slack.thread_replies("C0GENERAL", message.ts)
     assert reply.text.endswith("No video: the file Rhombus sent does not match its digest.")
-    assert [] == slack.calls_to("files.getUploadURLExternal")
+    assert [] == video_uploads(slack)
     assert [] == list(temp_dir.iterdir())
 
 
@@ -187,7 +198,7 @@ async def test_a_restricted_clip_is_never_uploaded(start, slack, rhombus):
     (reply,) = slack.thread_replies("C0GENERAL", message.ts)
     assert reply.text.endswith("No video: the clip is not organisation-wide in Rhombus.")
     assert 0 == rhombus.calls[MEDIA_PATH]
-    assert [] == slack.calls_to("files.getUploadURLExternal")
+    assert [] == video_uploads(slack)
 
 
 async def test_turned_off_the_reply_is_text_as_before(start, slack, rhombus, clock):
@@ -199,7 +210,35 @@ async def test_turned_off_the_reply_is_text_as_before(start, slack, rhombus, clo
     (message,) = status_messages(slack)
     clock.advance(35)
     await finished(bot, message)
+    assert bot.deliveries is not None  # for the thumbnail
+    await bot.deliveries.idle()
 
     (reply,) = slack.thread_replies("C0GENERAL", message.ts)
     assert "No video" not in reply.text
+    assert [] == video_uploads(slack)
     assert 0 == rhombus.calls[MEDIA_PATH]
+
+
+async def test_the_status_message_shows_the_thumbnail(start, slack, rhombus, clock):
+    """The clip's jpeg is uploaded shared nowhere and shown in the message, above the buttons."""
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock)
+    await slack.wait_for(lambda _: "image" in [b["type"] for b in message.blocks])
+
+    (image,) = [b for b in message.blocks if b["type"] == "image"]
+    thumbnail = slack.files[image["slack_file"]["id"]]
+    assert thumbnail_bytes(CLIP) == thumbnail.data
+    assert {} == thumbnail.shares
+    assert "Thumbnail of Lobby door" == image["alt_text"]
+    assert ["image", "actions"] == [b["type"] for b in message.blocks[-2:]]
+
+
+async def test_without_thumbnails_the_message_has_no_image(start, slack, rhombus, clock):
+    """DELIVER_THUMBNAIL=false: no jpeg is fetched, the status message has no image."""
+    bot = await start(deliver_thumbnail=False)
+
+    message = await complete_one(bot, slack, rhombus, clock)
+
+    assert "image" not in [b["type"] for b in message.blocks]
+    assert 0 == rhombus.calls[f"/media/metadata/us-west-2/{CLIP}.jpeg"]
