@@ -69,6 +69,8 @@ RESTRICTED = "No video: the clip is not organisation-wide in Rhombus."
 NOT_FOR_THE_CHANNEL = frozenset({NO_CLIP, RESTRICTED})  # no thumbnail either
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found", "invalid_channel"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9 ._-]+")
+_REGION = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,8 @@ class Deliveries:
             thread_ts=tracking.message_ts or "",
             clip_id=tracking.clip_id,
             region=_region(clip),
-            byte_count=clip.byte_count if clip is not None else None,
-            sha256=clip.sha256_hex if clip is not None else None,
+            byte_count=_byte_count(clip),
+            sha256=_sha256(clip),
             title=((clip.title if clip is not None else None) or tracking.clip_id)[:300],
             reply_text=reply.text,
             reply_blocks=reply.blocks,
@@ -399,13 +401,26 @@ def _region(clip: Clip | None) -> str | None:
     if clip is None:
         return None
     for location in (clip.clip_location, clip.thumbnail_location):
-        if location is not None and location.region and "/" not in location.region:
+        if location is not None and location.region and _REGION.fullmatch(location.region):
             return location.region
     return None
 
 
+def _byte_count(clip: Clip | None) -> int | None:
+    """The clip's size, if Rhombus gave a believable one."""
+    size = clip.byte_count if clip is not None else None
+    return size if size is not None and size > 0 else None
+
+
+def _sha256(clip: Clip | None) -> str | None:
+    """The clip's sha256, if Rhombus gave one that looks like one."""
+    digest = clip.sha256_hex if clip is not None else None
+    return digest.lower() if digest and _SHA256.fullmatch(digest) else None
+
+
 def _filename(delivery: Delivery) -> str:
-    name = _UNSAFE_NAME.sub(" ", delivery.title).strip()[:80].strip() or delivery.clip_id
+    name = " ".join(_UNSAFE_NAME.sub(" ", delivery.title).split())[:80].strip(" .")
+    name = name or delivery.clip_id
     return f"{name}.mp4"
 
 

@@ -6,6 +6,7 @@ bot uploaded, by id, in an image block, so nobody needs Rhombus credentials to s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,15 +64,20 @@ class Thumbnails:
             RenderedMessage(delivery.status_text, delivery.status_blocks), file_id, delivery.title
         )
 
+        shown_once: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
         async def edit() -> float | None:
             outcome = await self._files.show(delivery.channel_id, delivery.thread_ts, shown)
+            if not shown_once.done():
+                shown_once.set_result(isinstance(outcome, Done))
             if not isinstance(outcome, Done):
                 logger.info("thumbnail not shown: %s", outcome, extra=delivery.log_context)
             return outcome.seconds if isinstance(outcome, Later) else None
 
-        # Through the workspace's edit budget, like every edit of a status message.
+        # Through the workspace's edit budget, like every edit of a status message; waited for,
+        # so that a delivery stopped before the edit went out shows it again after a restart.
         self._edits(delivery.team_id).submit(delivery.tracking_id, edit, final=True)
-        return file_id
+        return file_id if await shown_once else None
 
     async def _upload(self, delivery: Delivery, region: str) -> str | None:
         """The Slack file id of the clip's thumbnail, uploaded privately; None if Slack refused."""

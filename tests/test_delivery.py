@@ -58,7 +58,8 @@ async def complete_one(
 ) -> Message:
     """Follow CLIP in `channel` until it is complete and delivered; its status message."""
     fields.setdefault("durationSec", 4)
-    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), **fields)
+    fields.setdefault("title", "Lobby door")
+    rhombus.add_clip(CLIP, script=completes(10), **fields)
     await clip_command(bot, slack, CLIP, channel_id=channel)
     await slack.wait_for(lambda s: len(status_messages(s, channel)) == 1)
     (message,) = status_messages(slack, channel)
@@ -242,3 +243,16 @@ async def test_without_thumbnails_the_message_has_no_image(start, slack, rhombus
 
     assert "image" not in [b["type"] for b in message.blocks]
     assert 0 == rhombus.calls[f"/media/metadata/us-west-2/{CLIP}.jpeg"]
+
+
+async def test_odd_fields_from_rhombus_do_not_stop_the_video(start, slack, rhombus, clock):
+    """A digest that is not one is ignored; a title full of paths and mentions names no path."""
+    bot = await start()
+
+    message = await complete_one(
+        bot, slack, rhombus, clock, title="../../etc/passwd\n<@U0BOB> ✨", sha256Hex="nope"
+    )
+
+    (file,) = slack.shared_files("C0GENERAL", message.ts)
+    assert "etc passwd U0BOB.mp4" == file.filename
+    assert media_bytes(CLIP, SIZE) == file.data

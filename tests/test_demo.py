@@ -24,3 +24,5 @@ async def test_demo_runs_every_clip_to_its_end():
     assert "deleted in Rhombus" in printed
     assert "is private in Rhombus, so I won't post it in the channel" in printed
     assert 3 <= printed.count("thread reply")
+    assert "📎 video Lobby package delivery.mp4 (22.5 MB)" in printed
+    assert "🖼  Thumbnail of Lobby: package delivery" in printed
