@@ -105,7 +105,12 @@ async def measure(args: argparse.Namespace) -> Delivered:
             database = Path(folder) / "bot.db"
             await store_trackings(database, rhombus, slack, rhombus.clip_uuids, list(channel_map))
             settings = bot_settings(
-                rhombus, slack, database, deliver_video=True, video_max_mb=args.mb * 2
+                rhombus,
+                slack,
+                database,
+                deliver_video=True,
+                deliver_thumbnail=True,
+                video_max_mb=args.mb * 2,
             )
             bot = await BotProcess.start(settings, Path(folder) / "bot.log")
             try:

@@ -1012,7 +1012,9 @@ async def run(plan: Plan, log_path: Path) -> int:
                 rhombus_api_key=rhombus.api_key,
                 rhombus_api_url=rhombus.url,
                 rhombus_media_url=rhombus.url,
-                deliver_video=False,  # the soak checks following; tests/test_delivery the video
+                # The soak checks following; tests/test_delivery.py the video and thumbnail.
+                deliver_video=False,
+                deliver_thumbnail=False,
                 database_url=f"sqlite:///{Path(folder) / 'soak.db'}",
                 give_up_minutes=plan.give_up_minutes,
                 host="127.0.0.1",

@@ -50,6 +50,7 @@ def bot_settings(
         "rhombus_media_url": rhombus.url,
         # These benchmarks measure following; bench.delivery measures the video on top of it.
         "deliver_video": False,
+        "deliver_thumbnail": False,
         "database_url": f"sqlite:///{database}",
         "host": "127.0.0.1",
         "port": 0,

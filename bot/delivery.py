@@ -17,23 +17,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.budget import Backoff
-from bot.clips import Visibility
+from bot.deliverable import (
+    NOT_FOR_THE_CHANNEL,
+    byte_count,
+    filename,
+    media_line,
+    refusal_line,
+    region,
+    sha256,
+    why_not,
+)
 from bot.delivery_rows import Delivery, DeliveryState
 from bot.media import (
-    MEGABYTE,
     MediaError,
     downloaded,
     media_url,
     remove_leftovers,
     transfer_seconds,
 )
-from bot.slack_files import Done, Later, Refused, Ticket
+from bot.slack_files import Done, Later, Refused, Share, Ticket
 from bot.store import StoreError
 
 if TYPE_CHECKING:
@@ -51,26 +58,6 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 4  # tries of a step that fails for passing reasons, before the text reply
 RETRY_BACKOFF = Backoff(0.5, 4.0, 300.0)  # 1-2 s, 4-8 s, 16-32 s
-BOT_NAME = "Rhombus Clips"  # manifest.yml's display name, for the /invite advice
-# Slack's codes meaning the workspace does not take this file (files.getUploadURLExternal).
-WORKSPACE_REFUSALS = frozenset(
-    {
-        "file_uploads_disabled",
-        "file_uploads_except_images_disabled",
-        "file_type_not_allowed",
-        "file_upload_size_restricted",
-        "storage_limit_reached",
-        "posting_to_channel_denied",
-        "restricted_action",
-    }
-)
-NO_CLIP = "No video: Rhombus did not describe the finished clip."
-RESTRICTED = "No video: the clip is not organisation-wide in Rhombus."
-NOT_FOR_THE_CHANNEL = frozenset({NO_CLIP, RESTRICTED})  # no thumbnail either
-NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found", "invalid_channel"})
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9 ._-]+")
-_REGION = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +69,13 @@ class DeliverySettings:
     concurrency: int = 2
     post_restricted_clips: bool = False
     video: bool = True  # False: the text reply, as without this module
+
+
+class _StartOver:
+    """The upload must start again: Slack no longer has the file, so never shared it."""
+
+
+_START_OVER = _StartOver()
 
 
 class _Passing(Exception):  # noqa: N818  # not an error: a step to try again
@@ -128,11 +122,13 @@ class Deliveries:
             tracking_id=tracking.id,
             team_id=tracking.team_id,
             channel_id=tracking.channel_id,
-            thread_ts=tracking.message_ts or "",
+            message_ts=tracking.message_ts or "",
+            # Replies go under the thread's parent (a status message may itself be in a thread).
+            thread_ts=tracking.thread_ts or tracking.message_ts or "",
             clip_id=tracking.clip_id,
-            region=_region(clip),
-            byte_count=_byte_count(clip),
-            sha256=_sha256(clip),
+            region=region(clip),
+            byte_count=byte_count(clip),
+            sha256=sha256(clip),
             title=((clip.title if clip is not None else None) or tracking.clip_id)[:300],
             reply_text=reply.text,
             reply_blocks=reply.blocks,
@@ -181,18 +177,11 @@ class Deliveries:
         """Why the clip's video will not be uploaded, as one plain line; None if it will."""
         if not self._settings.video:
             return ""  # turned off: the text reply, with nothing to explain
-        if clip is None:
-            return NO_CLIP
-        if clip.visibility is not Visibility.ORG_WIDE and not self._settings.post_restricted_clips:
-            return RESTRICTED
-        if _region(clip) is None:
-            return "No video: Rhombus did not say where the video is stored."
-        if clip.byte_count is not None and clip.byte_count > self._settings.max_bytes:
-            return (
-                f"No video: the clip is {clip.byte_count / MEGABYTE:,.0f} MB, more than the "
-                f"{self._settings.max_bytes / MEGABYTE:,.0f} MB I upload; open it in Rhombus."
-            )
-        return None
+        return why_not(
+            clip,
+            max_bytes=self._settings.max_bytes,
+            post_restricted_clips=self._settings.post_restricted_clips,
+        )
 
     # --- The steps --------------------------------------------------------------------------
 
@@ -209,11 +198,14 @@ class Deliveries:
     async def _carry_out(self, delivery: Delivery) -> None:
         state = DeliveryState(delivery.state)
         if state is DeliveryState.SHARING:
-            reason = await self._share(delivery, uncertain=True)
-            if reason is None:
+            shared = await self._share(delivery, uncertain=True)
+            if shared is None:
                 return
-            delivery.reason = reason
-        elif state in {DeliveryState.PENDING, DeliveryState.UPLOADING}:
+            if isinstance(shared, str):
+                delivery.reason = shared
+            else:
+                state = DeliveryState.UPLOADING  # never shared: the upload starts again
+        if state in {DeliveryState.PENDING, DeliveryState.UPLOADING}:
             remove_leftovers(delivery.tracking_id)
             if (
                 self._thumbnails is not None
@@ -238,17 +230,22 @@ class Deliveries:
             joined = await self._with_retries(delivery, "join", self._join, delivery)
             if joined is not None:
                 return joined
-        uploaded = await self._with_retries(delivery, "upload", self._upload, delivery)
-        if uploaded is not None:
-            return uploaded
-        return await self._share(delivery, uncertain=False)
+        for _ in range(ATTEMPTS):
+            uploaded = await self._with_retries(delivery, "upload", self._upload, delivery)
+            if uploaded is not None:
+                return uploaded
+            shared = await self._share(delivery, uncertain=False)
+            if not isinstance(shared, _StartOver):
+                return shared
+            logger.warning("Slack lost the upload; uploading again", extra=delivery.log_context)
+        return "No video: Slack kept losing the upload."
 
     async def _join(self, delivery: Delivery) -> str | None:
         outcome = await self._files.join(delivery.channel_id)
         if isinstance(outcome, Later):
             raise _Passing(outcome.error)
         if isinstance(outcome, Refused) and outcome.error in {"is_archived", "channel_not_found"}:
-            return _refusal_line(outcome.error)
+            return refusal_line(outcome.error)
         return None  # a private channel cannot be joined: completing says whether the bot is in
 
     async def _upload(self, delivery: Delivery) -> str | None:
@@ -264,7 +261,9 @@ class Deliveries:
                     expected_size=delivery.byte_count,
                     expected_sha256=delivery.sha256,
                 ) as file:
-                    ticket = await self._files.upload_ticket(_filename(delivery), file.size)
+                    ticket = await self._files.upload_ticket(
+                        filename(delivery.title, delivery.clip_id), file.size
+                    )
                     if not isinstance(ticket, Ticket):
                         outcome: Done | Refused | Later = ticket
                     else:
@@ -276,25 +275,37 @@ class Deliveries:
             except MediaError as error:
                 if error.retryable:
                     raise _Passing(error.reason) from error
-                return _media_line(error.reason)
+                return media_line(error.reason)
         if isinstance(outcome, Later):
             raise _Passing(outcome.error)
         if isinstance(outcome, Refused):
-            return _refusal_line(outcome.error)
+            return refusal_line(outcome.error)
         return None
 
-    async def _share(self, delivery: Delivery, *, uncertain: bool) -> str | None:
+    async def _share(self, delivery: Delivery, *, uncertain: bool) -> str | _StartOver | None:
         """Complete the upload in the thread; None once it is shared there, else why not.
 
         `uncertain`: a completion may already have reached Slack (a crash, a lost answer), so
-        Slack is asked first; Slack completes a file only once in any case.
+        Slack is asked first. Slack completes a file at most once ("This method can only be
+        called once", files.completeUploadExternal), and the bot completes a video only into
+        its thread, so a file Slack has completed is the video in the thread, or about to be
+        (Slack shares asynchronously: slackapi/bolt-js#2115). `_START_OVER` when Slack no
+        longer has the upload, which was then never shared.
         """
         if delivery.file_id is None:
-            return "No video: the upload was lost."
+            return _START_OVER
         await self._save(delivery, DeliveryState.SHARING)
+        known = False  # Slack has the file: a refused completion means it was completed before
         for attempt in range(1, ATTEMPTS + 1):
-            if uncertain and await self._files.shared_in(delivery.file_id, delivery.channel_id):
-                break
+            if uncertain:
+                share = await self._files.share_of(delivery.file_id, delivery.channel_id)
+                if share is Share.SHARED:
+                    await self._delivered(delivery)
+                    return None
+                if share is Share.UNKNOWN:
+                    await asyncio.sleep(self._delay(attempt, None))
+                    continue
+                known = share is Share.UNSHARED
             outcome = await self._files.complete(
                 delivery.file_id,
                 title=delivery.title,
@@ -302,21 +313,20 @@ class Deliveries:
                 thread_ts=delivery.thread_ts,
                 comment=delivery.reply_text,
             )
-            if isinstance(outcome, Done):
-                break
+            if isinstance(outcome, Done) or (isinstance(outcome, Refused) and known):
+                await self._delivered(delivery)
+                return None
             if isinstance(outcome, Refused):
-                if uncertain and await self._files.shared_in(delivery.file_id, delivery.channel_id):
-                    break
-                return _refusal_line(outcome.error)
+                if outcome.error == "file_not_found":
+                    return _START_OVER
+                return refusal_line(outcome.error)
             uncertain = True
-            if attempt < ATTEMPTS:
-                await asyncio.sleep(self._delay(attempt, outcome.seconds))
-        else:
-            if not await self._files.shared_in(delivery.file_id, delivery.channel_id):
-                return "No video: Slack did not take the upload after several tries."
+            await asyncio.sleep(self._delay(attempt, outcome.seconds))
+        return "No video: Slack did not take the upload after several tries."
+
+    async def _delivered(self, delivery: Delivery) -> None:
         await self._save(delivery, DeliveryState.DELIVERED)
         logger.info("video delivered into the thread", extra=delivery.log_context)
-        return None
 
     async def _reply(self, delivery: Delivery) -> None:
         """Post the text reply with its reason line, once (it carries a mark to look for)."""
@@ -394,45 +404,3 @@ class Deliveries:
         delivery.state = state
         delivery.updated_at = self._clock()
         await self._rows.save(delivery)
-
-
-def _region(clip: Clip | None) -> str | None:
-    """Where the clip's media lives; the thumbnail's region when the clip's is missing."""
-    if clip is None:
-        return None
-    for location in (clip.clip_location, clip.thumbnail_location):
-        if location is not None and location.region and _REGION.fullmatch(location.region):
-            return location.region
-    return None
-
-
-def _byte_count(clip: Clip | None) -> int | None:
-    """The clip's size, if Rhombus gave a believable one."""
-    size = clip.byte_count if clip is not None else None
-    return size if size is not None and size > 0 else None
-
-
-def _sha256(clip: Clip | None) -> str | None:
-    """The clip's sha256, if Rhombus gave one that looks like one."""
-    digest = clip.sha256_hex if clip is not None else None
-    return digest.lower() if digest and _SHA256.fullmatch(digest) else None
-
-
-def _filename(delivery: Delivery) -> str:
-    name = " ".join(_UNSAFE_NAME.sub(" ", delivery.title).split())[:80].strip(" .")
-    name = name or delivery.clip_id
-    return f"{name}.mp4"
-
-
-def _refusal_line(error: str) -> str:
-    if error in NOT_A_MEMBER:
-        return f"No video: I am not in this channel; `/invite @{BOT_NAME}` and I can post videos."
-    if error in WORKSPACE_REFUSALS:
-        return f"No video: this workspace does not let me upload it ({error})."
-    if error == "is_archived":
-        return "No video: the channel is archived."
-    return f"No video: Slack refused the upload ({error})."
-
-
-def _media_line(reason: str) -> str:
-    return f"No video: {reason[0].lower()}{reason[1:]}." if reason else "No video."

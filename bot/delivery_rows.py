@@ -46,7 +46,8 @@ class Delivery(Base):
     tracking_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
-    thread_ts: Mapped[str] = mapped_column(String(32))  # the status message
+    message_ts: Mapped[str] = mapped_column(String(32))  # the status message
+    thread_ts: Mapped[str] = mapped_column(String(32))  # its thread's parent
     clip_id: Mapped[str] = mapped_column(String(32))
     region: Mapped[str | None] = mapped_column(String(64))
     byte_count: Mapped[int | None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -45,6 +46,15 @@ TRANSIENT_ERRORS = frozenset(
         "file_update_failed",  # completeUploadExternal's "the file could not be updated"
     }
 )
+
+
+class Share(Enum):
+    """What files.info says of a file and a channel."""
+
+    SHARED = "shared"  # the file is in the channel
+    UNSHARED = "unshared"  # Slack has the file, not (yet: sharing is asynchronous) in the channel
+    MISSING = "missing"  # file_not_found: never completed, or gone
+    UNKNOWN = "unknown"  # Slack could not be asked
 
 
 @dataclass(frozen=True)
@@ -152,19 +162,21 @@ class SlackFiles:
             arguments["initial_comment"] = comment
         return await _call(self._client.files_completeUploadExternal(**arguments))
 
-    async def shared_in(self, file_id: str, channel_id: str) -> bool | None:
-        """Whether the file is shared in the channel (files.info); None when Slack cannot say."""
+    async def share_of(self, file_id: str, channel_id: str) -> Share:
+        """Whether the file is shared in the channel, as files.info says."""
         try:
             answer = await self._client.files_info(file=file_id)
         except SlackApiError as error:
-            return False if error_code(error) == "file_not_found" else None
+            return Share.MISSING if error_code(error) == "file_not_found" else Share.UNKNOWN
         except (ClientError, TimeoutError):
-            return None
+            return Share.UNKNOWN
         file = answer.get("file")
         shares = file.get("shares") if isinstance(file, dict) else None
-        if not isinstance(shares, dict):
-            return False
-        return any(isinstance(where, dict) and channel_id in where for where in shares.values())
+        if isinstance(shares, dict) and any(
+            isinstance(where, dict) and channel_id in where for where in shares.values()
+        ):
+            return Share.SHARED
+        return Share.UNSHARED
 
     async def show(
         self, channel_id: str, ts: str, message: RenderedMessage

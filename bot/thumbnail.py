@@ -67,7 +67,7 @@ class Thumbnails:
         shown_once: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def edit() -> float | None:
-            outcome = await self._files.show(delivery.channel_id, delivery.thread_ts, shown)
+            outcome = await self._files.show(delivery.channel_id, delivery.message_ts, shown)
             if not shown_once.done():
                 shown_once.set_result(isinstance(outcome, Done))
             if not isinstance(outcome, Done):

@@ -51,7 +51,9 @@ def make_settings(
             "rhombus_api_key": RHOMBUS_KEY,
             "rhombus_api_url": rhombus.url,
             "rhombus_media_url": rhombus.url,
-            "deliver_video": False,  # tests/test_delivery.py turns it on
+            # Following alone; tests/test_delivery.py turns the video and thumbnail on.
+            "deliver_video": False,
+            "deliver_thumbnail": False,
             "rhombus_timeout_seconds": 2.0,
             "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
             "poll_interval_seconds": 0.1,

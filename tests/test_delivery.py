@@ -10,7 +10,8 @@ import pytest
 from bot.delivery_rows import DeliveryRows, DeliveryState
 from bot.runtime import Bot
 from standins.rhombus import Fault, completes, media_bytes, thumbnail_bytes
-from tests.helpers import CLIP, clip_command, finished, status_messages
+from standins.slack_requests import message_shortcut
+from tests.helpers import CLIP, clip_command, finished, send, status_messages
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -39,7 +40,8 @@ async def start(make_settings: Callable[..., Settings]) -> AsyncIterator[Callabl
     started: list[Bot] = []
 
     async def run(**overrides: object) -> Bot:
-        bot = await Bot.start(make_settings(**{"deliver_video": True, **overrides}))
+        settings = {"deliver_video": True, "deliver_thumbnail": True, **overrides}
+        bot = await Bot.start(make_settings(**settings))
         started.append(bot)
         return bot
 
@@ -256,3 +258,24 @@ async def test_odd_fields_from_rhombus_do_not_stop_the_video(start, slack, rhomb
     (file,) = slack.shared_files("C0GENERAL", message.ts)
     assert "etc passwd U0BOB.mp4" == file.filename
     assert media_bytes(CLIP, SIZE) == file.data
+
+
+async def test_a_status_message_in_a_thread_gets_the_video_in_that_thread(
+    start, slack, rhombus, clock
+):
+    """Followed from the shortcut, the status is a reply: the video joins the same thread."""
+    bot = await start()
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), durationSec=4)
+    source = slack.post_user_message("C0GENERAL", f"Can someone check {CLIP}?")
+    request = message_shortcut(source, callback_id="track_clip", response_url=slack.response_url())
+    assert 200 == (await send(bot, request)).status_code
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", source.ts)) == 1)
+    (status,) = slack.thread_replies("C0GENERAL", source.ts)
+    clock.advance(35)
+    await finished(bot, status)
+    assert bot.deliveries is not None
+    await bot.deliveries.idle()
+
+    (file,) = slack.shared_files("C0GENERAL", source.ts)
+    assert media_bytes(CLIP, SIZE) == file.data
+    assert "image" in [block["type"] for block in status.blocks]

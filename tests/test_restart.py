@@ -154,6 +154,7 @@ def bot_env(database_url: str, slack: SlackSimulator, rhombus: RhombusSimulator)
         "RHOMBUS_API_URL": rhombus.url,
         "RHOMBUS_MEDIA_URL": rhombus.url,
         "DELIVER_VIDEO": "false",  # the video's own restarts turn it on
+        "DELIVER_THUMBNAIL": "false",
         "RHOMBUS_TIMEOUT_SECONDS": "2",
         "DATABASE_URL": database_url,
         "POLL_INTERVAL_SECONDS": "0.2",
@@ -532,7 +533,12 @@ MEDIA_PATH = f"/media/metadata/us-west-2/{CLIP}.mp4"
 def video_bots(bots: BotProcesses, tmp_path: Path) -> BotProcesses:
     """Bot processes that deliver videos, with their temporary files in tmp_path/tmp."""
     (tmp_path / "tmp").mkdir()
-    bots.env = {**bots.env, "DELIVER_VIDEO": "true", "TMPDIR": str(tmp_path / "tmp")}
+    bots.env = {
+        **bots.env,
+        "DELIVER_VIDEO": "true",
+        "DELIVER_THUMBNAIL": "true",
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
     return bots
 
 
@@ -661,3 +667,30 @@ async def test_kill_9_after_the_text_reply_does_not_repeat_it(
     assert DeliveryState.REPLIED == await delivered(database_url, message, bots)
     (reply,) = slack.thread_replies(CHANNEL, message.ts)
     assert "No video: the clip is 1 MB" in reply.text
+
+
+@pytest.mark.slow
+async def test_kill_9_when_completing_never_reached_slack_completes_it_once(
+    video_bots, slack, rhombus, clock, database_url
+):
+    """Killed as Slack fails the completion: the restart finds the file unshared and shares it."""
+    bots = video_bots
+    first = await bots.start()
+
+    def kill_on_failed_share(call: Call) -> None:
+        if is_video_upload_url(call):  # the thumbnail's completion is done by now
+            slack.fail("files.completeUploadExternal", error="service_unavailable", status=503)
+        if is_video_share(call) and first.process.returncode is None:
+            os.kill(first.process.pid, signal.SIGKILL)
+
+    slack.on_call = kill_on_failed_share
+    message = await follow_to_the_end(bots, first, slack, rhombus, clock)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    slack.on_call = None
+    await bots.start()
+
+    assert DeliveryState.DELIVERED == await delivered(database_url, message, bots)
+    assert 1 == len([c for c in slack.calls if is_video_upload_url(c)])
+    assert [False, True] == [c.ok for c in slack.calls if is_video_share(c)]
+    assert 1 == len(slack.shared_files(CHANNEL, message.ts)), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_files import Done, Later, Refused, SlackFiles, Ticket
+from bot.slack_files import Done, Later, Refused, Share, SlackFiles, Ticket
 from tests.helpers import BOT_TOKEN
 
 if TYPE_CHECKING:
@@ -64,7 +64,8 @@ async def test_the_file_is_shared_in_the_thread_with_its_comment(slack, files, v
     assert "<@U0ALICE> your clip is ready" == reply.text
     (file,) = slack.shared_files("C0GENERAL", parent.ts)
     assert (DATA, hashlib.sha256(DATA).hexdigest()) == (file.data, file.sha256)
-    assert await files.shared_in(ticket.file_id, "C0GENERAL")
+    assert Share.SHARED == await files.share_of(ticket.file_id, "C0GENERAL")
+    assert Share.UNSHARED == await files.share_of(ticket.file_id, "C0RANDOM")
 
 
 async def test_a_file_is_completed_once(slack, files, video):
@@ -90,7 +91,7 @@ async def test_sharing_needs_membership(slack, files, video):
     )
 
     assert Refused("not_in_channel") == outcome
-    assert not await files.shared_in(ticket.file_id, "C0RANDOM")
+    assert Share.MISSING == await files.share_of(ticket.file_id, "C0RANDOM")
     assert Done() == await files.join("C0RANDOM")
     assert Done() == await files.complete(
         ticket.file_id, title="t", channel_id="C0RANDOM", thread_ts=parent.ts, comment="c"
@@ -106,7 +107,7 @@ async def test_a_private_file_is_shared_nowhere(slack, files, video):
     )
 
     assert {} == slack.files[ticket.file_id].shares
-    assert False is await files.shared_in(ticket.file_id, "C0GENERAL")
+    assert Share.UNSHARED == await files.share_of(ticket.file_id, "C0GENERAL")
 
 
 async def test_the_length_must_match(slack, files):
@@ -151,3 +152,10 @@ async def test_a_marked_reply_is_found_again(slack, files):
     assert isinstance(outcome, Done)
     assert await files.find_reply("C0GENERAL", parent.ts, "tracking-1")
     assert not await files.find_reply("C0GENERAL", parent.ts, "tracking-2")
+
+
+async def test_slack_out_of_reach_cannot_say_whether_a_file_is_shared(slack, files):
+    """files.info failing with a 5xx: unknown, not "not shared"."""
+    slack.fail("files.info", error="internal_error", status=500)
+
+    assert Share.UNKNOWN == await files.share_of("F0NOTHING", "C0GENERAL")
