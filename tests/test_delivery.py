@@ -11,7 +11,7 @@ from bot.delivery_rows import DeliveryRows, DeliveryState
 from bot.runtime import Bot
 from standins.rhombus import Fault, completes, media_bytes, thumbnail_bytes
 from standins.slack_requests import message_shortcut
-from tests.helpers import CLIP, clip_command, finished, send, status_messages
+from tests.helpers import CLIP, clip_command, finished, send, status_messages, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -279,3 +279,31 @@ async def test_a_status_message_in_a_thread_gets_the_video_in_that_thread(
     (file,) = slack.shared_files("C0GENERAL", source.ts)
     assert media_bytes(CLIP, SIZE) == file.data
     assert "image" in [block["type"] for block in status.blocks]
+
+
+@pytest.mark.slow
+async def test_stopping_mid_download_removes_the_file_and_the_next_start_delivers(
+    start, slack, rhombus, clock, temp_dir
+):
+    """Stopped while the media host is slow: no file is left; the next start sends it once."""
+    rhombus.inject(Fault("slow", path=MEDIA_PATH, delay=30.0))
+    bot = await start()
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), durationSec=4)
+    await clip_command(bot, slack, CLIP)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    clock.advance(35)
+    await wait_until(lambda: rhombus.calls[MEDIA_PATH] == 1)
+
+    await bot.stop()
+    assert [] == list(temp_dir.iterdir())
+    rhombus.clear_faults()
+    again = await start()
+    assert again.deliveries is not None
+    await slack.wait_for(lambda s: len(s.shared_files("C0GENERAL", message.ts)) == 1)
+    await again.deliveries.idle()
+
+    (file,) = slack.shared_files("C0GENERAL", message.ts)
+    assert media_bytes(CLIP, SIZE) == file.data
+    assert 1 == len(slack.thread_replies("C0GENERAL", message.ts))
+    assert [] == list(temp_dir.iterdir())
