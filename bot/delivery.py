@@ -24,12 +24,9 @@ from typing import TYPE_CHECKING
 from bot.budget import Backoff
 from bot.deliverable import (
     NOT_FOR_THE_CHANNEL,
-    byte_count,
     filename,
     media_line,
     refusal_line,
-    region,
-    sha256,
     why_not,
 )
 from bot.delivery_rows import Delivery, DeliveryState
@@ -117,27 +114,8 @@ class Deliveries:
 
         `reply` is the thread reply announcing it; `status` the final status message.
         """
-        now = self._clock()
-        delivery = Delivery(
-            tracking_id=tracking.id,
-            team_id=tracking.team_id,
-            channel_id=tracking.channel_id,
-            message_ts=tracking.message_ts or "",
-            # Replies go under the thread's parent (a status message may itself be in a thread).
-            thread_ts=tracking.thread_ts or tracking.message_ts or "",
-            clip_id=tracking.clip_id,
-            region=region(clip),
-            byte_count=byte_count(clip),
-            sha256=sha256(clip),
-            title=((clip.title if clip is not None else None) or tracking.clip_id)[:300],
-            reply_text=reply.text,
-            reply_blocks=reply.blocks,
-            status_text=status.text,
-            status_blocks=status.blocks,
-            state=DeliveryState.PENDING,
-            reason=self._why_not(clip),
-            created_at=now,
-            updated_at=now,
+        delivery = Delivery.of(
+            tracking, clip, reply, status, reason=self._why_not(clip), now=self._clock()
         )
         if await self._rows.add(delivery):
             logger.info("delivering clip %s", tracking.clip_id, extra=delivery.log_context)
@@ -192,11 +170,34 @@ class Deliveries:
             # The row says where it stopped; the next start carries on from there.
             logger.error("delivery stopped: %s", error, extra=delivery.log_context)  # noqa: TRY400
         except Exception:
+            # Its row stays where it got to: the next start carries on from there.
             logger.exception("delivery failed", extra=delivery.log_context)
-            raise
 
     async def _carry_out(self, delivery: Delivery) -> None:
         state = DeliveryState(delivery.state)
+        if state in {DeliveryState.PENDING, DeliveryState.UPLOADING}:
+            remove_leftovers(delivery.tracking_id)  # a killed process's temporary files
+        thumbnail = None
+        if (
+            state in {DeliveryState.PENDING, DeliveryState.UPLOADING}
+            and self._thumbnails is not None
+            and delivery.thumbnail_id is None
+            and delivery.region is not None
+            and delivery.reason not in NOT_FOR_THE_CHANNEL
+        ):
+            # Beside the video, not before it: its edit waits for the workspace's edit budget.
+            thumbnail = asyncio.create_task(self._thumbnails.show(delivery, delivery.region))
+        try:
+            await self._reply_or_video(delivery, state)
+        except BaseException:
+            if thumbnail is not None:
+                thumbnail.cancel()
+            raise
+        if thumbnail is not None and (thumbnail_id := await thumbnail) is not None:
+            delivery.thumbnail_id = thumbnail_id
+            await self._save(delivery, DeliveryState(delivery.state))
+
+    async def _reply_or_video(self, delivery: Delivery, state: DeliveryState) -> None:
         if state is DeliveryState.SHARING:
             shared = await self._share(delivery, uncertain=True)
             if shared is None:
@@ -205,22 +206,11 @@ class Deliveries:
                 delivery.reason = shared
             else:
                 state = DeliveryState.UPLOADING  # never shared: the upload starts again
-        if state in {DeliveryState.PENDING, DeliveryState.UPLOADING}:
-            remove_leftovers(delivery.tracking_id)
-            if (
-                self._thumbnails is not None
-                and delivery.thumbnail_id is None
-                and delivery.region is not None
-                and delivery.reason not in NOT_FOR_THE_CHANNEL
-            ):
-                delivery.thumbnail_id = await self._thumbnails.show(delivery, delivery.region)
-                if delivery.thumbnail_id is not None:
-                    await self._save(delivery, DeliveryState(delivery.state))
-            if delivery.reason is None:
-                reason = await self._send_video(delivery)
-                if reason is None:
-                    return
-                delivery.reason = reason
+        if state in {DeliveryState.PENDING, DeliveryState.UPLOADING} and delivery.reason is None:
+            reason = await self._send_video(delivery)
+            if reason is None:
+                return
+            delivery.reason = reason
         await self._reply(delivery)
 
     async def _send_video(self, delivery: Delivery) -> str | None:

@@ -14,12 +14,15 @@ from sqlalchemy import JSON, Float, Index, String, Text, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.deliverable import byte_count, region, sha256
 from bot.store import Base, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from bot.store import Store
+    from bot.blocks import RenderedMessage
+    from bot.clips import Clip
+    from bot.store import Store, Tracking
 
 
 class DeliveryState(StrEnum):
@@ -66,6 +69,43 @@ class Delivery(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_deliveries_state", "state"),)
+
+    @classmethod
+    def of(  # noqa: PLR0913
+        cls,
+        tracking: Tracking,
+        clip: Clip | None,
+        reply: RenderedMessage,
+        status: RenderedMessage,
+        *,
+        reason: str | None,
+        now: float,
+    ) -> Delivery:
+        """The delivery of a tracking's ready clip: `reply` announces it, `status` is its message.
+
+        `reason`: why there will be no video (None: there will be one).
+        """
+        return cls(
+            tracking_id=tracking.id,
+            team_id=tracking.team_id,
+            channel_id=tracking.channel_id,
+            message_ts=tracking.message_ts or "",
+            # Replies go under the thread's parent (a status message may itself be in a thread).
+            thread_ts=tracking.thread_ts or tracking.message_ts or "",
+            clip_id=tracking.clip_id,
+            region=region(clip),
+            byte_count=byte_count(clip),
+            sha256=sha256(clip),
+            title=((clip.title if clip is not None else None) or tracking.clip_id)[:300],
+            reply_text=reply.text,
+            reply_blocks=reply.blocks,
+            status_text=status.text,
+            status_blocks=status.blocks,
+            state=DeliveryState.PENDING,
+            reason=reason,
+            created_at=now,
+            updated_at=now,
+        )
 
     @property
     def log_context(self) -> dict[str, str | None]:
