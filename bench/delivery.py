@@ -77,6 +77,7 @@ class Delivered:
     baseline: Window
     delivering: Window
     took: float  # from COMPLETE to the video shared in the thread
+    after_edit: float  # from the final edit of its status message (the hand-over) to the share
     transfer: float  # from the download's request to the share
     intact: bool  # Slack received every byte, with Rhombus's digest
     received: int
@@ -148,10 +149,16 @@ async def measure(args: argparse.Namespace) -> Delivered:
         for call in slack.calls_to("files.completeUploadExternal")
         if call.ok and video.id in str(call.args.get("files"))
     ]
+    final_edit = min(
+        call.time
+        for call in slack.calls_to("chat.update")
+        if call.ok and "Big clip" in str(call.args.get("text")) and call.time >= started
+    )
     return Delivered(
         baseline=baseline,
         delivering=delivering,
         took=took,
+        after_edit=shared - final_edit,
         transfer=shared - fetched,
         intact=(video.received, video.sha256) == (size, digest),
         received=video.received or 0,
@@ -197,9 +204,10 @@ async def run(args: argparse.Namespace) -> bool:
     say(table(headers, [w.row(baseline.measured.rss_kb) for w in (baseline, delivering)]))
     say()
     say(
-        f"Shared in the thread {result.took:.1f} s after Rhombus said COMPLETE (the poll that "
-        f"sees it, the final edit, the thumbnail, then the video); the video itself took "
-        f"{result.transfer:.1f} s from the download's request to the share "
+        f"Shared in the thread {result.took:.1f} s after Rhombus said COMPLETE: the poll that "
+        f"sees it and the final edit of its message (which waits its turn in the workspace's "
+        f"edit budget) came first; from that edit, {result.after_edit:.1f} s; from the "
+        f"download's request, {result.transfer:.1f} s "
         f"({args.mb / result.transfer:.0f} MB/s: download, digest, upload). Slack received "
         f"{result.received:,} bytes, sha256 {'matches' if result.intact else 'DOES NOT MATCH'} "
         "Rhombus's."
