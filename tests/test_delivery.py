@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,7 +12,15 @@ from bot.delivery_rows import DeliveryRows, DeliveryState
 from bot.runtime import Bot
 from standins.rhombus import Fault, completes, media_bytes, thumbnail_bytes
 from standins.slack_requests import message_shortcut
-from tests.helpers import CLIP, clip_command, finished, send, status_messages, wait_until
+from tests.helpers import (
+    CLIP,
+    OTHER,
+    clip_command,
+    finished,
+    send,
+    status_messages,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -307,3 +316,44 @@ async def test_stopping_mid_download_removes_the_file_and_the_next_start_deliver
     assert media_bytes(CLIP, SIZE) == file.data
     assert 1 == len(slack.thread_replies("C0GENERAL", message.ts))
     assert [] == list(temp_dir.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_deliveries_take_turns_beyond_the_concurrency(
+    start, slack, rhombus, clock, concurrency
+):
+    """Two clips ready at once: one download at a time with DELIVERY_CONCURRENCY=1, else both."""
+    bot = await start(
+        delivery_concurrency=concurrency, deliver_thumbnail=False, slack_edits_per_minute=600
+    )
+    clips = (CLIP, OTHER)
+    asked: dict[str, float] = {}
+    rhombus.on_request = lambda e: (
+        e.path.endswith(".mp4") and asked.setdefault(e.path, time.monotonic())
+    )
+    for clip in clips:
+        path = f"/media/metadata/us-west-2/{clip}.mp4"
+        rhombus.inject(Fault("slow", path=path, delay=1.0))
+        rhombus.add_clip(clip, script=completes(10), durationSec=4)
+        await clip_command(bot, slack, clip)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 2)
+    clock.advance(35)
+    await slack.wait_for(lambda s: sum(bool(f.shares) for f in s.files.values()) == 2, 15)
+
+    first, second = sorted(asked.values())
+    assert (concurrency == 1) == (second - first >= 1.0), asked
+
+
+async def test_a_workspace_without_uploads_gets_the_text_reply(start, slack, rhombus, clock):
+    """Uploads disabled by the workspace: the text reply says so, with Slack's code."""
+    slack.fail("files.getUploadURLExternal", error="file_uploads_disabled", times=-1)
+    bot = await start()
+
+    message = await complete_one(bot, slack, rhombus, clock)
+
+    (reply,) = slack.thread_replies("C0GENERAL", message.ts)
+    assert reply.text.endswith(
+        "No video: this workspace does not let me upload it (file_uploads_disabled)."
+    )
+    assert [] == slack.shared_files("C0GENERAL", message.ts)
