@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 US_API_URL = "https://api2.rhombussystems.com"
 EU_API_URL = "https://api2.eu.rhombussystems.com"
 US_CONSOLE_URL = "https://console.rhombussystems.com"
+EU_CONSOLE_URL = "https://console.eu.rhombussystems.com"
 US_MEDIA_URL = "https://media.rhombussystems.com"
 EU_MEDIA_URL = "https://media.eu.rhombussystems.com"
-EU_CONSOLE_URL = "https://console.eu.rhombussystems.com"
 DEFAULT_DATABASE_URL = "sqlite:///rhombus-clip-bot.db"
 
 AuthScheme = Literal["api-token", "api", "partner-api-token", "partner-api"]
