@@ -1011,6 +1011,10 @@ async def run(plan: Plan, log_path: Path) -> int:
                 slack_api_url=slack.api_url,
                 rhombus_api_key=rhombus.api_key,
                 rhombus_api_url=rhombus.url,
+                rhombus_media_url=rhombus.url,
+                # The soak checks following; tests/test_delivery.py the video and thumbnail.
+                deliver_video=False,
+                deliver_thumbnail=False,
                 database_url=f"sqlite:///{Path(folder) / 'soak.db'}",
                 give_up_minutes=plan.give_up_minutes,
                 host="127.0.0.1",

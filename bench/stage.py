@@ -47,6 +47,10 @@ def bot_settings(
         "slack_api_url": slack.api_url,
         "rhombus_api_key": rhombus.api_key,
         "rhombus_api_url": rhombus.url,
+        "rhombus_media_url": rhombus.url,
+        # These benchmarks measure following; bench.delivery measures the video on top of it.
+        "deliver_video": False,
+        "deliver_thumbnail": False,
         "database_url": f"sqlite:///{database}",
         "host": "127.0.0.1",
         "port": 0,

@@ -24,6 +24,7 @@ class Priority(IntEnum):
     LOOKUP = 0  # a person is waiting for the answer
     PAGE = 1  # one page of clips serves a whole polling round
     POLL = 2  # one clip's own poll
+    MEDIA = 3  # a finished clip's video: it may wait, polls may not
 
 
 # A Retry-After this short (from Slack or Rhombus) is waited out while a person waits for an

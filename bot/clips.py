@@ -169,6 +169,8 @@ class Clip(ApiModel):
     byte_count: Lenient[int] = None
     access_settings: Lenient[AccessSettings] = None
     clip_location: Lenient[Location] = None
+    thumbnail_location: Lenient[Location] = None
+    sha256_hex: Lenient[str] = None
     org_uuid: Lenient[str] = None
 
     @property

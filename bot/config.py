@@ -18,6 +18,8 @@ US_API_URL = "https://api2.rhombussystems.com"
 EU_API_URL = "https://api2.eu.rhombussystems.com"
 US_CONSOLE_URL = "https://console.rhombussystems.com"
 EU_CONSOLE_URL = "https://console.eu.rhombussystems.com"
+US_MEDIA_URL = "https://media.rhombussystems.com"
+EU_MEDIA_URL = "https://media.eu.rhombussystems.com"
 DEFAULT_DATABASE_URL = "sqlite:///rhombus-clip-bot.db"
 
 AuthScheme = Literal["api-token", "api", "partner-api-token", "partner-api"]
@@ -78,6 +80,12 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # The finished clip in Slack (bot.delivery): the mp4 in the thread, the still in the message.
+    rhombus_media_url: str | None = None
+    deliver_video: bool = True
+    deliver_thumbnail: bool = True
+    video_max_mb: float = Field(default=200.0, gt=0, le=1024)
+    delivery_concurrency: int = Field(default=2, ge=1, le=16)
 
     @classmethod
     def from_env(cls, env_file: str | Path | None = ".env") -> Self:
@@ -104,7 +112,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("slack_api_url", "rhombus_api_url", "rhombus_console_url")
+    @field_validator("slack_api_url", "rhombus_api_url", "rhombus_console_url", "rhombus_media_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -176,6 +184,13 @@ class Settings(BaseSettings):
         if self.rhombus_console_url:
             return self.rhombus_console_url.rstrip("/")
         return EU_CONSOLE_URL if ".eu." in self.rhombus_api_url else US_CONSOLE_URL
+
+    @property
+    def media_url(self) -> str:
+        """Where Rhombus serves clip media: the key's region unless RHOMBUS_MEDIA_URL says."""
+        if self.rhombus_media_url:
+            return self.rhombus_media_url.rstrip("/")
+        return EU_MEDIA_URL if ".eu." in self.rhombus_api_url else US_MEDIA_URL
 
 
 def _describe(error: ValidationError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import time
@@ -250,6 +251,37 @@ class RhombusClient:
                 }
                 self._cameras_fetched_at = time.monotonic()
             return dict(self._cameras)
+
+    @contextlib.asynccontextmanager
+    async def media(
+        self, url: str, *, chunk_seconds: float, priority: Priority = Priority.MEDIA
+    ) -> AsyncIterator[httpx.Response]:
+        """GET a media file (a full URL on the media host) with the API's credentials, streamed.
+
+        It counts against the budget like any call. The response's status is checked; reading
+        its body raises UnavailableError when the transfer fails or a chunk takes longer than
+        `chunk_seconds`.
+        """
+        if self._budget is not None:
+            await self._budget.take(priority)
+        if (wait := self.paused_for) > 0:
+            raise RateLimitedError(f"Rhombus asked us to wait {wait:.0f} s more", wait)
+        name = url.rsplit("/", 1)[-1]
+        try:
+            async with self._http.stream(
+                "GET",
+                url,
+                headers={"accept": "*/*"},
+                timeout=httpx.Timeout(chunk_seconds, connect=min(chunk_seconds, 5.0)),
+            ) as response:
+                self._check_status(name, response)
+                yield response
+        except httpx.TimeoutException as error:
+            raise UnavailableError(f"Rhombus did not send {name} in time") from error
+        except httpx.HTTPError as error:
+            raise UnavailableError(
+                f"Rhombus could not be reached for {name} ({type(error).__name__})"
+            ) from error
 
     async def _request(
         self, path: str, body: dict[str, Any], *, priority: Priority

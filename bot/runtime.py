@@ -15,14 +15,18 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
+from bot.delivery import Deliveries, DeliverySettings
+from bot.delivery_rows import DeliveryRows
 from bot.feed import ClipFeed
 from bot.home import Home, HomeSettings
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
 from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
+from bot.slack_files import SlackFiles
 from bot.slack_messages import SlackMessages
 from bot.store import Store
+from bot.thumbnail import Thumbnails
 from bot.tracker import Tracker, TrackerSettings
 from bot.unfurls import Unfurls
 
@@ -49,6 +53,8 @@ class Bot:
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
+    deliveries: Deliveries | None = None
+    files: SlackFiles | None = None
     server: Server = field(init=False)
     home: Home | None = None
     unfurls: Unfurls | None = None
@@ -74,7 +80,32 @@ class Bot:
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
         feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
+        files = SlackFiles(slack)
         messages = SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute)
+        deliveries = (
+            Deliveries(
+                rows=DeliveryRows(store),
+                rhombus=rhombus,
+                files=files,
+                thumbnails=Thumbnails(
+                    rhombus=rhombus,
+                    files=files,
+                    edits=messages.edits,
+                    media_url=settings.media_url,
+                )
+                if settings.deliver_thumbnail
+                else None,
+                settings=DeliverySettings(
+                    media_url=settings.media_url,
+                    max_bytes=int(settings.video_max_mb * 1_000_000),
+                    concurrency=settings.delivery_concurrency,
+                    post_restricted_clips=settings.post_restricted_clips,
+                    video=settings.deliver_video,
+                ),
+            )
+            if settings.deliver_video or settings.deliver_thumbnail
+            else None
+        )
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
@@ -89,6 +120,7 @@ class Bot:
                 ),
                 console_url=settings.console_url,
             ),
+            deliveries=deliveries,
         )
         signing_secret = (
             None
@@ -135,6 +167,8 @@ class Bot:
             app=app,
             home=home,
             unfurls=unfurls,
+            deliveries=deliveries,
+            files=files,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -146,6 +180,8 @@ class Bot:
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         await tracker.resume(settle=_freeze_start_up)
         await unfurls.resume()
+        if deliveries is not None:
+            await deliveries.resume()
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -177,6 +213,10 @@ class Bot:
         if self.home is not None:
             await self.home.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
+        if self.deliveries is not None:
+            await self.deliveries.close()  # each resumes from its row at the next start
+        if self.files is not None:
+            await self.files.aclose()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.server.close()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from bot.blocks import RenderedMessage
+    from bot.delivery import Deliveries
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
@@ -76,8 +77,10 @@ class Tracker:
         scheduler: AsyncIOScheduler,
         settings: TrackerSettings,
         clock: Callable[[], float] = time.time,
+        deliveries: Deliveries | None = None,
     ) -> None:
         self._store = store
+        self._deliveries = deliveries  # None: no video, the thread reply is text
         self._rows = WriteBehind(store)
         self._rhombus = rhombus
         self._feed = feed
@@ -391,14 +394,17 @@ class Tracker:
     async def _finish(self, live: Followed) -> None:
         """The end is shown: announce it in the thread (at most once) and stop following."""
         tracking, clip = live.tracking, live.progress.shown
-        reply = (
-            None
-            if tracking.final_reply_sent
-            else render_final_reply(self._view(tracking, clip, await self._camera_names(clip)))
-        )
+        view = self._view(tracking, clip, await self._camera_names(clip))
+        reply = None if tracking.final_reply_sent else render_final_reply(view)
         if reply is not None:
             if self._messages.paused_for(tracking.team_id) > 0:
                 return  # Slack asked this workspace to wait; a later round sends the reply
+            if self._deliveries is not None and tracking.ending is Ending.COMPLETE:
+                # The video (or the text reply saying why not) is sent from the deliveries
+                # table, which records it before the tracking is finished.
+                await self._deliveries.hand_over(tracking, clip, reply, render_status(view))
+                tracking.final_reply_sent, reply = True, None
+        if reply is not None:
             # Recorded before sending: a crash in between must not announce the end twice.
             tracking.final_reply_sent = True
             await self._store.save(tracking)

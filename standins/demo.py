@@ -43,12 +43,13 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
                 slack_api_url=slack.api_url,
                 rhombus_api_key=rhombus.api_key,
                 rhombus_api_url=rhombus.url,
+                rhombus_media_url=rhombus.url,
                 database_url=f"sqlite:///{Path(folder) / 'demo.db'}",
                 poll_interval_seconds=min(1.0, step_seconds / 4),
                 host="127.0.0.1",
                 port=0,
             )
-            printer = _Printer(out)
+            printer = _Printer(out, slack)
             slack.on_call = printer.call
             bot = await Bot.start(settings)
             try:
@@ -100,6 +101,8 @@ async def _wait_until_all_finished(bot: Bot, slack: SlackSimulator, printer: _Pr
     while time.monotonic() < deadline:
         printer.ephemerals(slack)
         if not await bot.store.unfinished():
+            if bot.deliveries is not None:
+                await bot.deliveries.idle()  # the videos and thumbnails
             await bot.tracker.drain(2.0)
             return True
         await asyncio.sleep(0.25)
@@ -109,12 +112,15 @@ async def _wait_until_all_finished(bot: Bot, slack: SlackSimulator, printer: _Pr
 class _Printer:
     """Prints each new state of each bot message, readably."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, slack: SlackSimulator) -> None:
         self._out = out
+        self._slack = slack
         self._seen_ephemerals = 0
         self._names: dict[str, str] = {}
 
     def call(self, call: Call) -> None:
+        if call.ok and call.method == "files.completeUploadExternal":
+            self._shared(call)
         if not call.ok or call.method not in {"chat.postMessage", "chat.update"}:
             return
         args = call.args
@@ -135,6 +141,19 @@ class _Printer:
         self._out.write(f"\n── #general · {label} " + "─" * max(0, 50 - len(label)) + "\n")
         for line in lines:
             self._out.write(f"  {line}\n")
+        self._out.flush()
+
+    def _shared(self, call: Call) -> None:
+        """A file shared in a thread: the video, with the reply's text as its comment."""
+        if not call.args.get("channel_id"):
+            return  # a thumbnail, shared nowhere: it shows in the status message
+        label = "thread reply"
+        self._out.write(f"\n── #general · {label} " + "─" * max(0, 50 - len(label)) + "\n")
+        for item in _json_list(str(call.args.get("files") or "[]")):
+            file = self._slack.files.get(str(item.get("id")))
+            if file is not None:
+                self._out.write(f"  📎 video {file.filename} ({file.length / 1e6:.1f} MB)\n")
+        self._out.write(f"  {_plain(str(call.args.get('initial_comment') or ''))}\n")
         self._out.flush()
 
     def ephemerals(self, slack: SlackSimulator) -> None:
@@ -168,6 +187,8 @@ def _blocks_as_text(blocks: list[Any]) -> list[str]:
             lines.append(" ".join(f"[{e['text']['text']}]" for e in block.get("elements", [])))
         elif kind == "rich_text":
             lines.append(_rich_text(block))
+        elif kind == "image":
+            lines.append(f"🖼  {block.get('alt_text', 'image')}")
     return lines
 
 

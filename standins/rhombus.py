@@ -39,6 +39,7 @@ import asyncio
 import base64
 import binascii
 import copy
+import hashlib
 import heapq
 import http
 import itertools
@@ -68,7 +69,7 @@ from aiohttp import web
 from bot.clips import CLIP_ID_PATTERN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import TextIO
 
     from aiohttp.typedefs import Handler
@@ -77,6 +78,9 @@ GET_CLIP_PATH = "/api/event/getClipWithProgress"
 LIST_CLIPS_PATH = "/api/event/getClipsWithProgress"
 CAMERA_STATES_PATH = "/api/camera/getMinimalCameraStateList"
 API_PATHS = (GET_CLIP_PATH, LIST_CLIPS_PATH, CAMERA_STATES_PATH)
+# Where the media host serves a clip's mp4 and thumbnail (rhombus-api-examples-java getVideoUrl).
+MEDIA_PATH = "/media/metadata/{region}/{name}"
+MEDIA_CHUNK_BYTES = 256 * 1024
 
 DEFAULT_API_KEY = "sim-key"
 AUTH_SCHEMES = ("api-token", "api", "partner-api-token", "partner-api")
@@ -443,6 +447,7 @@ class SimulatorOptions(TypedDict, total=False):
     epoch: float | None
     max_exchanges: int
     max_body_bytes: int
+    media_digests: bool
 
 
 # --- The simulator -------------------------------------------------------------------------------
@@ -464,12 +469,14 @@ class RhombusSimulator:
         step_seconds: float = 3.0,
         max_exchanges: int = 10_000,
         max_body_bytes: int = 1024 * 1024,
+        media_digests: bool = True,
     ) -> None:
         """Set up an organisation with the default cameras and no clips.
 
         `org_uuid` set: partner schemes must name it in `x-auth-org`. `epoch`: the Unix time
         the clock's present reading stands for (default: now). `step_seconds`: the stage length
         of the default script. `rate_limit_per_second`: turn on the org's token bucket.
+        `media_digests`: give a complete clip's `sha256Hex` (hashing every clip's bytes once).
         """
         if rate_limit_per_second is not None and rate_limit_per_second <= 0:
             raise ValueError("rate_limit_per_second must be positive")
@@ -497,6 +504,8 @@ class RhombusSimulator:
             else _TokenBucket(rate_limit_per_second, rate_limit_burst, clock)
         )
         self._seq = 0
+        self._media_digests = media_digests
+        self._digests: dict[tuple[str, int], str] = {}
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -514,6 +523,8 @@ class RhombusSimulator:
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario {name!r}: choose one of {', '.join(SCENARIOS)}")
         steps = step_seconds if step_seconds is not None else 60.0 if name == "bench" else 4.0
+        if name == "bench":
+            options.setdefault("media_digests", False)  # thousands of clips: no hashing
         simulator = cls(step_seconds=steps, **options)
         if name in {"demo", "flaky"}:
             _add_demo_clips(simulator, steps)
@@ -649,6 +660,7 @@ class RhombusSimulator:
         application = web.Application(middlewares=[record], client_max_size=self._max_body_bytes)
         for path in API_PATHS:
             application.router.add_post(path, self._serve)
+        application.router.add_get(MEDIA_PATH, self._serve_media)
         return application
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -718,6 +730,13 @@ class RhombusSimulator:
         return response
 
     async def _serve(self, request: web.Request) -> web.Response:
+        refusal = await self._gate(request)
+        if refusal is not None:
+            return refusal
+        return self._respond(request.path, request[_EXCHANGE].body)
+
+    async def _gate(self, request: web.Request) -> web.Response | None:
+        """What every request meets first: the key, the org's bucket, injected faults."""
         exchange = request[_EXCHANGE]
         refusal = self._refuse(exchange.headers)
         if refusal is not None:
@@ -734,7 +753,7 @@ class RhombusSimulator:
             if fault.kind != "slow":
                 return _fault_answer(fault, request.path)
             await asyncio.sleep(fault.delay)
-        return self._respond(request.path, exchange.body)
+        return None
 
     def _respond(self, path: str, raw: bytes) -> web.Response:
         try:
@@ -819,6 +838,30 @@ class RhombusSimulator:
         states = [_camera_state(uuid, name) for uuid, name in self._cameras.items()]
         return _json(200, _answer(cameraStates=states))
 
+    async def _serve_media(self, request: web.Request) -> web.StreamResponse:
+        """A complete clip's mp4 (its `byteCount` bytes) or jpeg, with the API's credentials."""
+        refusal = await self._gate(request)
+        if refusal is not None:
+            return refusal
+        clip_uuid, _, extension = request.match_info["name"].rpartition(".")
+        clip = self._clips.get(clip_uuid)
+        data = self._render(clip, self.clock()) if clip is not None else {}
+        region = (data.get("clipLocation") or {}).get("region")
+        if data.get("status") != "COMPLETE" or request.match_info["region"] != region:
+            return _json(404, {"status": 404, "error": "Not Found", "msg": "Not Found"})
+        if extension == "jpeg":
+            return web.Response(body=thumbnail_bytes(clip_uuid), content_type="image/jpeg")
+        if extension != "mp4":
+            return _json(404, {"status": 404, "error": "Not Found", "msg": "Not Found"})
+        size = _media_size(data)
+        response = web.StreamResponse(headers={"content-type": "video/mp4"})
+        response.content_length = size
+        await response.prepare(request)
+        for chunk in media_chunks(clip_uuid, size):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
     # --- Clip state
 
     def _clip(self, clip_uuid: str) -> _Clip:
@@ -848,6 +891,11 @@ class RhombusSimulator:
                 "byteCount": seconds * _BYTES_PER_SECOND,
             }
             data.update({key: value for key, value in extras.items() if key not in clip.fields})
+            if self._media_digests and "sha256Hex" not in clip.fields:
+                size = _media_size(data)
+                if (clip.uuid, size) not in self._digests:
+                    self._digests[clip.uuid, size] = media_sha256(clip.uuid, size)
+                data["sha256Hex"] = self._digests[clip.uuid, size]
         for key in NEVER_NULL_CLIP_FIELDS:
             if key in data and data[key] is None:
                 del data[key]
@@ -910,6 +958,51 @@ class _ClipFilter:
 
 
 _NO_FILTER = _ClipFilter(None, None, private_only=False, after_ms=None, before_ms=None)
+
+
+# --- Media ---------------------------------------------------------------------------------------
+
+_MEDIA_PERIOD = 65_521  # a prime: a chunk in the wrong place changes the digest
+
+
+def _pattern(clip_uuid: str) -> bytes:
+    seed = hashlib.sha256(clip_uuid.encode()).digest()
+    block = random.Random(seed).randbytes(_MEDIA_PERIOD)  # noqa: S311  # test data
+    return block + block
+
+
+def media_chunks(clip_uuid: str, size: int, chunk: int = MEDIA_CHUNK_BYTES) -> Iterator[bytes]:
+    """The clip's mp4 as the simulator serves it: `size` deterministic bytes, in chunks."""
+    pattern = memoryview(_pattern(clip_uuid))
+    sent = 0
+    while sent < size:
+        offset = sent % _MEDIA_PERIOD
+        length = min(chunk, size - sent, _MEDIA_PERIOD)
+        yield bytes(pattern[offset : offset + length])
+        sent += length
+
+
+def media_bytes(clip_uuid: str, size: int) -> bytes:
+    """The whole mp4 (for small clips in tests)."""
+    return b"".join(media_chunks(clip_uuid, size))
+
+
+def media_sha256(clip_uuid: str, size: int) -> str:
+    """The sha256 of the clip's mp4, as `sha256Hex` gives it."""
+    digest = hashlib.sha256()
+    for chunk in media_chunks(clip_uuid, size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def thumbnail_bytes(clip_uuid: str) -> bytes:
+    """A small stand-in for the clip's jpeg thumbnail (JPEG's start and end markers)."""
+    return b"\xff\xd8\xff\xe0" + hashlib.sha256(clip_uuid.encode()).digest() * 32 + b"\xff\xd9"
+
+
+def _media_size(data: Mapping[str, Any]) -> int:
+    size = data.get("byteCount")
+    return size if _is_int(size) and size >= 0 else 0
 
 
 # --- Answers -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import random
@@ -37,6 +38,8 @@ DEFAULT_SCOPES: Final = frozenset(
         "channels:join",
         "channels:history",
         "groups:history",
+        "files:write",
+        "files:read",
     }
 )
 
@@ -123,7 +126,23 @@ class Message:
     unfurl_media: bool | None = None
     edited_ts: str | None = None  # Slack shows "(edited)" after an update that sends no blocks
     deleted: bool = False
+    files: list[str] = field(default_factory=list)  # ids of the files shared with it
     revisions: list[Revision] = field(default_factory=list)
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded with files.getUploadURLExternal, its bytes and where it is shared."""
+
+    id: str
+    filename: str
+    length: int  # as announced to getUploadURLExternal
+    received: int | None = None  # bytes that reached the upload URL (None: nothing yet)
+    sha256: str | None = None
+    data: bytes | None = None  # kept when small, for tests to compare
+    title: str | None = None
+    completed: bool = False
+    shares: dict[str, list[str]] = field(default_factory=dict)  # channel -> message ts
 
 
 @dataclass(frozen=True)
@@ -255,7 +274,12 @@ class SlackSimulator:
             "conversations.join": _Method(self._conversations_join, "channels:join"),
             "conversations.history": _Method(self._conversations_history),
             "conversations.replies": _Method(self._conversations_replies),
+            "files.getUploadURLExternal": _Method(self._files_get_upload_url, "files:write"),
+            "files.completeUploadExternal": _Method(self._files_complete_upload, "files:write"),
+            "files.info": _Method(self._files_info, "files:read"),
         }
+        self.files: dict[str, UploadedFile] = {}
+        self.keep_file_bytes = 32 * 1024 * 1024  # files up to this size keep their bytes
         self._failures: list[_Failure] = []
         self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
         self.rate_limits: dict[str, int] = dict(rate_limits or {})
@@ -287,6 +311,7 @@ class SlackSimulator:
                 web.get("/api/{method}", self._handle_api),
                 web.post("/api/{method}", self._handle_api),
                 web.post("/response/{response_id}", self._handle_response_url),
+                web.post("/upload/v1/{file_id}", self._handle_upload),
                 web.get("/socket", self._handle_socket),
             ]
         )
@@ -921,6 +946,127 @@ class SlackSimulator:
                 body.pop("metadata", None)
             messages.append(body)
         return {"ok": True, "messages": messages, "has_more": len(chosen) > limit}
+
+    # -- files (https://docs.slack.dev/messaging/working-with-files) ----------------------------
+
+    def _files_get_upload_url(self, args: Json) -> Json:
+        filename = _required(args, "filename")
+        try:
+            length = int(_required(args, "length"))
+        except ValueError:
+            raise _SlackError("invalid_arguments") from None
+        if length <= 0:
+            raise _SlackError("missing_argument")  # "Typically only occurs when length is 0"
+        file_id = "F" + secrets.token_hex(5).upper()
+        self.files[file_id] = UploadedFile(file_id, filename, length)
+        return {
+            "ok": True,
+            "upload_url": f"{self.base_url}/upload/v1/{file_id}",
+            "file_id": file_id,
+        }
+
+    async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
+        """The upload URL: raw bytes (or multipart, not used here); 200 once every byte came."""
+        file = self.files.get(request.match_info["file_id"])
+        if file is None or file.completed:
+            return web.Response(status=404, text="Not Found")
+        digest = hashlib.sha256()
+        kept = bytearray() if file.length <= self.keep_file_bytes else None
+        received = 0
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            received += len(chunk)
+            digest.update(chunk)
+            if kept is not None and received <= file.length:
+                kept.extend(chunk)
+        file.received, file.sha256 = received, digest.hexdigest()
+        file.data = bytes(kept) if kept is not None else None
+        await self._notify()
+        if received != file.length:
+            return web.Response(status=400, text="length does not match")
+        return web.Response(status=200, text=f"OK - {received}")
+
+    def _files_complete_upload(self, args: Json) -> Json:
+        try:
+            listed = json.loads(_required(args, "files"))
+        except ValueError:
+            raise _SlackError("invalid_arguments") from None
+        if not isinstance(listed, list) or not listed:
+            raise _SlackError("invalid_arguments")
+        found = []
+        for item in listed:
+            file = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
+            # "This method can only be called once": a completed file is not found again.
+            if file is None or file.completed or file.received != file.length:
+                raise _SlackError("file_not_found")
+            found.append((file, item.get("title")))
+        channel_id = _optional_str(args, "channel_id")
+        message = None
+        if channel_id is not None:
+            channel_id, spec = self._channel({"channel": channel_id})
+            if spec.is_archived:
+                raise _SlackError("is_archived")
+            # Sharing needs real membership: chat:write.public does not help here.
+            if not spec.is_member:
+                raise _SlackError("not_in_channel")
+            thread_ts = _optional_str(args, "thread_ts")
+            comment = _optional_str(args, "initial_comment") or ""
+            message = Message(
+                channel=channel_id,
+                ts=self._next_ts(),
+                user=self.bot_user_id,
+                text=comment,
+                bot_id=self.bot_id,
+                thread_ts=thread_ts,
+                thread_parent_missing=thread_ts is not None
+                and (channel_id, thread_ts) not in self.messages,
+                files=[file.id for file, _ in found],
+            )
+            message.revisions.append(
+                Revision("files.completeUploadExternal", comment, [], time.monotonic())
+            )
+            self.messages[channel_id, message.ts] = message
+        for file, title in found:
+            file.completed = True
+            file.title = str(title) if title else file.filename
+            if message is not None:
+                file.shares.setdefault(message.channel, []).append(message.ts)
+        return {"ok": True, "files": [self._file_json(file) for file, _ in found]}
+
+    def _files_info(self, args: Json) -> Json:
+        file = self.files.get(_required(args, "file"))
+        if file is None or not file.completed:
+            raise _SlackError("file_not_found")
+        return {"ok": True, "file": self._file_json(file)}
+
+    def _file_json(self, file: UploadedFile) -> Json:
+        public = {
+            channel: [{"ts": ts} for ts in tss]
+            for channel, tss in file.shares.items()
+            if not self.channels[channel].is_private
+        }
+        private = {
+            channel: [{"ts": ts} for ts in tss]
+            for channel, tss in file.shares.items()
+            if self.channels[channel].is_private
+        }
+        body: Json = {
+            "id": file.id,
+            "name": file.filename,
+            "title": file.title,
+            "size": file.length,
+        }
+        shares = {key: value for key, value in (("public", public), ("private", private)) if value}
+        if shares:
+            body["shares"] = shares
+        return body
+
+    def shared_files(self, channel: str, thread_ts: str) -> list[UploadedFile]:
+        """The files shared into a thread, oldest first."""
+        return [
+            self.files[file_id]
+            for message in self.thread_replies(channel, thread_ts)
+            for file_id in message.files
+        ]
 
     # -- response_url ----------------------------------------------------------------------------
 

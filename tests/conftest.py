@@ -50,6 +50,10 @@ def make_settings(
             "slack_api_url": slack.api_url,
             "rhombus_api_key": RHOMBUS_KEY,
             "rhombus_api_url": rhombus.url,
+            "rhombus_media_url": rhombus.url,
+            # Following alone; tests/test_delivery.py turns the video and thumbnail on.
+            "deliver_video": False,
+            "deliver_thumbnail": False,
             "rhombus_timeout_seconds": 2.0,
             "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
             "poll_interval_seconds": 0.1,

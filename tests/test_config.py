@@ -127,3 +127,22 @@ def test_allow_lists(env):
     env({"ALLOWED_USER_IDS": "<@U1>"})
     with pytest.raises(ConfigError, match="ALLOWED_USER_IDS"):
         Settings.from_env(None)
+
+
+def test_video_settings(env):
+    """Video on by default, media from the key's region; the limits are checked."""
+    env(GOOD | {"RHOMBUS_API_URL": "https://api2.eu.rhombussystems.com"})
+    settings = Settings.from_env(None)
+    assert (True, True, 200.0, 2) == (
+        settings.deliver_video,
+        settings.deliver_thumbnail,
+        settings.video_max_mb,
+        settings.delivery_concurrency,
+    )
+    assert "https://media.eu.rhombussystems.com" == settings.media_url
+
+    env({"VIDEO_MAX_MB": "0", "DELIVERY_CONCURRENCY": "0", "RHOMBUS_MEDIA_URL": "ftp://x"})
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(None)
+    for name in ("VIDEO_MAX_MB", "DELIVERY_CONCURRENCY", "RHOMBUS_MEDIA_URL"):
+        assert name in str(raised.value)

@@ -26,3 +26,5 @@ async def test_demo_runs_every_clip_to_its_end():
     assert 3 <= printed.count("thread reply")
     assert "@alice in #general: /clip list" in printed
     assert "being followed in this channel:" in printed
+    assert "📎 video Lobby package delivery.mp4 (22.5 MB)" in printed
+    assert "🖼  Thumbnail of Lobby: package delivery" in printed

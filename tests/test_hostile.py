@@ -181,6 +181,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
                 slack_api_url=slack.api_url,
                 rhombus_api_key=RHOMBUS_KEY,
                 rhombus_api_url=rhombus.url,
+                rhombus_media_url=rhombus.url,
                 database_url=f"sqlite:///{tmp_path / 'bot.db'}",
                 rhombus_calls_per_second=1000,  # unknown ids are looked up: no pacing here
                 host="127.0.0.1",

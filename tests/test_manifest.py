@@ -47,7 +47,7 @@ def test_manifest_declares_what_the_bot_listens_to():
 
 
 def test_manifest_asks_only_for_needed_scopes():
-    """Post and edit, read back its own messages after a crash, unfurl links; no users."""
+    """Post and edit, read back its messages after a crash, unfurl links, upload videos."""
     assert [
         "commands",
         "chat:write",
@@ -56,6 +56,9 @@ def test_manifest_asks_only_for_needed_scopes():
         "groups:history",
         "links:read",
         "links:write",
+        "files:write",
+        "channels:join",
+        "files:read",
     ] == _manifest()["oauth_config"]["scopes"]["bot"]
 
 

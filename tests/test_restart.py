@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bot.blocks import RenderedMessage
+from bot.delivery_rows import DeliveryRows, DeliveryState
 from bot.runtime import Bot
 from bot.store import Store, Tracking, TrackingState
 from standins.rhombus import completes, stays
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
-    from standins.rhombus import ManualClock, RhombusSimulator
+    from standins.rhombus import Exchange, ManualClock, RhombusSimulator
     from standins.slack import Call, Message, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
@@ -151,6 +152,9 @@ def bot_env(database_url: str, slack: SlackSimulator, rhombus: RhombusSimulator)
         "SLACK_API_URL": slack.api_url,
         "RHOMBUS_API_KEY": RHOMBUS_KEY,
         "RHOMBUS_API_URL": rhombus.url,
+        "RHOMBUS_MEDIA_URL": rhombus.url,
+        "DELIVER_VIDEO": "false",  # the video's own restarts turn it on
+        "DELIVER_THUMBNAIL": "false",
         "RHOMBUS_TIMEOUT_SECONDS": "2",
         "DATABASE_URL": database_url,
         "POLL_INTERVAL_SECONDS": "0.2",
@@ -518,3 +522,175 @@ async def test_a_write_the_database_refuses_is_kept_and_retried(
     (failure,) = [r for r in caplog.records if "cannot write" in r.getMessage()]
     assert "database is locked; retrying" in failure.getMessage()
     assert failure.exc_info is None
+
+
+# --- The finished clip's video, killed at each step -----------------------------------------------
+
+MEDIA_PATH = f"/media/metadata/us-west-2/{CLIP}.mp4"
+
+
+@pytest.fixture
+def video_bots(bots: BotProcesses, tmp_path: Path) -> BotProcesses:
+    """Bot processes that deliver videos, with their temporary files in tmp_path/tmp."""
+    (tmp_path / "tmp").mkdir()
+    bots.env = {
+        **bots.env,
+        "DELIVER_VIDEO": "true",
+        "DELIVER_THUMBNAIL": "true",
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
+    return bots
+
+
+async def follow_to_the_end(
+    bots: BotProcesses,
+    first: BotProcess,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+) -> Message:
+    """Follow a 1 MB clip in #general with the first process, then let it complete."""
+    rhombus.add_clip(CLIP, title="Lobby door", script=completes(10), durationSec=4)
+    await clip_command(first, slack)
+    await bots.wait_for(slack, lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    clock.advance(35)
+    return message
+
+
+def is_video_upload_url(call: Call) -> bool:
+    """Whether the call asks for an upload URL for the mp4 (not the thumbnail)."""
+    return call.method == "files.getUploadURLExternal" and str(call.args.get("filename")).endswith(
+        ".mp4"
+    )
+
+
+def is_video_share(call: Call) -> bool:
+    """Whether the call completes an upload into a channel (the thumbnail is shared nowhere)."""
+    return call.method == "files.completeUploadExternal" and bool(call.args.get("channel_id"))
+
+
+async def delivered(database_url: str, message: Message, bots: BotProcesses) -> str:
+    """Wait until the message's delivery is done; its final state."""
+    store = Store(database_url.replace("sqlite://", "sqlite+aiosqlite://", 1))
+    rows = DeliveryRows(store)
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    try:
+        while True:
+            tracking = await store.find_by_message(message.channel, message.ts)
+            delivery = None if tracking is None else await rows.get(tracking.id)
+            if delivery is not None and DeliveryState(delivery.state).is_done:
+                return delivery.state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not delivered: {delivery!r}\n{bots.output()}")
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_kill_9_during_the_download_delivers_the_video_once(
+    video_bots, slack, rhombus, clock, database_url
+):
+    """Killed as the mp4 download starts: the next process delivers it once, leaves no file."""
+    bots = video_bots
+    first = await bots.start()
+
+    def kill_on_download(exchange: Exchange) -> None:
+        if exchange.path == MEDIA_PATH and first.process.returncode is None:
+            os.kill(first.process.pid, signal.SIGKILL)
+
+    rhombus.on_request = kill_on_download
+    message = await follow_to_the_end(bots, first, slack, rhombus, clock)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    rhombus.on_request = None
+    await bots.start()
+
+    assert DeliveryState.DELIVERED == await delivered(database_url, message, bots)
+    assert 1 == len(slack.shared_files(CHANNEL, message.ts)), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
+    assert [] == await asyncio.to_thread(os.listdir, bots.env["TMPDIR"])
+
+
+@pytest.mark.slow
+async def test_kill_9_before_completing_the_upload_uploads_again_once(
+    video_bots, slack, rhombus, clock, database_url
+):
+    """Killed once Slack gave the upload URL: the unshared file is dropped, one video appears."""
+    bots = video_bots
+    first = await bots.start()
+    kill_when(slack, first, is_video_upload_url)
+    message = await follow_to_the_end(bots, first, slack, rhombus, clock)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    await bots.start()
+
+    assert DeliveryState.DELIVERED == await delivered(database_url, message, bots)
+    assert 2 == len([c for c in slack.calls if is_video_upload_url(c)])
+    assert 1 == len(slack.shared_files(CHANNEL, message.ts)), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
+
+
+@pytest.mark.slow
+async def test_kill_9_after_slack_shared_the_video_does_not_share_it_again(
+    video_bots, slack, rhombus, clock, database_url
+):
+    """Killed once Slack shared the video, before the bot heard: the restart confirms, no repeat."""
+    bots = video_bots
+    first = await bots.start()
+    kill_when(slack, first, is_video_share)
+    message = await follow_to_the_end(bots, first, slack, rhombus, clock)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    await bots.start()
+
+    assert DeliveryState.DELIVERED == await delivered(database_url, message, bots)
+    assert 1 == len([c for c in slack.calls if is_video_upload_url(c)])
+    assert 1 == len([c for c in slack.calls if is_video_share(c)])
+    assert 1 == len(slack.shared_files(CHANNEL, message.ts)), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))
+
+
+@pytest.mark.slow
+async def test_kill_9_after_the_text_reply_does_not_repeat_it(
+    video_bots, slack, rhombus, clock, database_url
+):
+    """Killed once Slack took the text reply saying why there is no video: it is not repeated."""
+    bots = video_bots
+    bots.env["VIDEO_MAX_MB"] = "0.5"
+    first = await bots.start()
+    kill_when(
+        slack, first, lambda c: c.method == "chat.postMessage" and bool(c.args.get("thread_ts"))
+    )
+    message = await follow_to_the_end(bots, first, slack, rhombus, clock)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    await bots.start()
+
+    assert DeliveryState.REPLIED == await delivered(database_url, message, bots)
+    (reply,) = slack.thread_replies(CHANNEL, message.ts)
+    assert "No video: the clip is 1 MB" in reply.text
+
+
+@pytest.mark.slow
+async def test_kill_9_when_completing_never_reached_slack_completes_it_once(
+    video_bots, slack, rhombus, clock, database_url
+):
+    """Killed as Slack fails the completion: the restart finds the file unshared and shares it."""
+    bots = video_bots
+    first = await bots.start()
+
+    def kill_on_failed_share(call: Call) -> None:
+        if is_video_upload_url(call):  # the thumbnail's completion is done by now
+            slack.fail("files.completeUploadExternal", error="service_unavailable", status=503)
+        if is_video_share(call) and first.process.returncode is None:
+            os.kill(first.process.pid, signal.SIGKILL)
+
+    slack.on_call = kill_on_failed_share
+    message = await follow_to_the_end(bots, first, slack, rhombus, clock)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    slack.on_call = None
+    await bots.start()
+
+    assert DeliveryState.DELIVERED == await delivered(database_url, message, bots)
+    assert 1 == len([c for c in slack.calls if is_video_upload_url(c)])
+    assert [False, True] == [c.ok for c in slack.calls if is_video_share(c)]
+    assert 1 == len(slack.shared_files(CHANNEL, message.ts)), bots.output()
+    assert 1 == len(slack.thread_replies(CHANNEL, message.ts))

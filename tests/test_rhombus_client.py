@@ -34,6 +34,7 @@ from standins.rhombus import (
     Fault,
     ManualClock,
     RhombusSimulator,
+    media_sha256,
     stays,
 )
 from tests.contract.openapi import validate_exchange
@@ -124,6 +125,8 @@ async def test_get_clip_reads_every_field_typed(
         byte_count=90 * 250_000,
         access_settings=AccessSettings(visibility=Visibility.ORG_WIDE),
         clip_location=Location(region="us-west-2"),
+        thumbnail_location=Location(region="us-west-2"),
+        sha256_hex=media_sha256(CLIP, 90 * 250_000),
         org_uuid=DEFAULT_ORG_UUID,
     )
     clip = await client.get_clip(CLIP)
@@ -182,6 +185,8 @@ async def test_fields_that_turn_null_or_absent_read_as_none(
             "byteCount",
             "accessSettings",
             "clipLocation",
+            "thumbnailLocation",
+            "sha256Hex",
             "orgUuid",
         )
     )
