@@ -8,8 +8,16 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.following import Following
+from bot.making import USAGE as MAKING_USAGE
+from bot.making_views import CAMERA_ACTION, MODAL_CALLBACK
 from bot.policy import Asker, Policy
-from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
+from bot.status_message import (
+    ACTION_CANCEL,
+    ACTION_OPEN,
+    ACTION_REFRESH,
+    ACTION_RETRY,
+    ACTION_STOP,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -17,6 +25,7 @@ if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.making import Making
     from bot.rhombus import RhombusClient
     from bot.tracker import Tracker
 
@@ -40,16 +49,28 @@ def usage(max_clips: int) -> str:
         "• A clip id is the 22-character id of a saved clip in Rhombus, "
         "or paste a link that contains it.\n"
         "• On a message that mentions clips, use the *Follow Rhombus clip* shortcut "
-        "(the ⋮ menu) to follow them in its thread."
+        "(the ⋮ menu) to follow them in its thread.\n"
+        f"• {MAKING_USAGE}"
     )
 
 
 def register_listeners(
-    app: AsyncApp, tracker: Tracker, rhombus: RhombusClient, policy: Policy
+    app: AsyncApp,
+    tracker: Tracker,
+    rhombus: RhombusClient,
+    policy: Policy,
+    making: Making | None = None,
 ) -> None:
     """Attach every listener of the bot to the Bolt app."""
     following = Following(tracker, rhombus, policy)
-    command = ClipCommand(policy, forms={}, follow=following.follow_text)
+    forms: dict[str, Form] = {}
+    if making is not None:
+        forms["new"] = making.new_text
+        app.view(MODAL_CALLBACK)(making.submit_modal)
+        app.options(CAMERA_ACTION)(making.camera_options)
+        app.action(ACTION_CANCEL)(making.cancel_button)
+        app.action(ACTION_RETRY)(making.retry_button)
+    command = ClipCommand(policy, forms=forms, follow=following.follow_text)
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)
     app.action(ACTION_REFRESH)(following.refresh_button)
@@ -95,6 +116,8 @@ class ClipCommand:
             return
         word, _, rest = text.partition(" ")
         form = self._forms.get(word.lower())
+        # A form may open a modal, which needs the command's trigger (valid for 3 s).
+        context["trigger_id"] = command.get("trigger_id")
         if form is None:
             await self._follow(asker, text, respond, context)
         else:

@@ -22,6 +22,9 @@ NOTICE_LIMIT = 500  # the notice column's size
 MAX_BACKOFF_SECONDS = 300.0
 # Each poll without progress waits this much longer than the one before (up to the maximum).
 STALL_FACTOR = 1.5
+# How long after a splice Rhombus may still not know the clip it returned: the official Java
+# example polls until the saved clip appears (NEXT.md §1), so it is starting, not gone.
+SPLICE_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ class Verdict:
     changed: bool  # what the message shows changed: render, store, edit
     ending: Ending | None = None
     delay: float | None = None  # poll next in this many seconds; None: at the regular interval
+
+
+def still_starting(answer: Answer, *, made_at: float | None, now: float) -> bool:
+    """Whether a refusal is of a clip made moments ago that Rhombus does not know yet."""
+    return (
+        isinstance(answer, Rejected)
+        and made_at is not None
+        and 0 <= now - made_at < SPLICE_GRACE_SECONDS
+    )
 
 
 def judge(

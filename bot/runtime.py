@@ -15,7 +15,10 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
+from bot.directory import Directory
 from bot.feed import ClipFeed
+from bot.made import MadeClips
+from bot.making import Making
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
     from bot.config import Settings
+    from bot.status_message import MadeFromSlack
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class Bot:
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
+    making: Making
     server: Server = field(init=False)
     socket_mode: AsyncSocketModeHandler | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -69,6 +74,7 @@ class Bot:
         )
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.start()
+        made_shown: dict[str, MadeFromSlack] = {}
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
@@ -83,6 +89,7 @@ class Bot:
                 ),
                 console_url=settings.console_url,
             ),
+            made=made_shown,
         )
         signing_secret = (
             None
@@ -90,17 +97,24 @@ class Bot:
             else settings.slack_signing_secret.get_secret_value()
         )
         app = build_app(slack, signing_secret)
-        register_listeners(
-            app,
-            tracker,
-            rhombus,
-            Policy(
-                max_clips=settings.max_clips_per_command,
-                post_restricted_clips=settings.post_restricted_clips,
-                allowed_channels=settings.allowed_channel_ids,
-                allowed_users=settings.allowed_user_ids,
-            ),
+        policy = Policy(
+            max_clips=settings.max_clips_per_command,
+            post_restricted_clips=settings.post_restricted_clips,
+            allowed_channels=settings.allowed_channel_ids,
+            allowed_users=settings.allowed_user_ids,
+            creators=settings.clip_creators,
         )
+        making = Making(
+            tracker=tracker,
+            rhombus=rhombus,
+            directory=Directory(rhombus),
+            policy=policy,
+            made_clips=MadeClips(store),
+            shown=made_shown,
+            slack=slack,
+            visibility=settings.clip_visibility,
+        )
+        register_listeners(app, tracker, rhombus, policy, making)
         bot = cls(
             settings=settings,
             store=store,
@@ -109,6 +123,7 @@ class Bot:
             scheduler=scheduler,
             tracker=tracker,
             app=app,
+            making=making,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -118,7 +133,9 @@ class Bot:
             )
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        await making.load()  # before any status message of a made clip is rendered
         await tracker.resume(settle=_freeze_start_up)
+        await making.resume()  # after: a message the tracker recovered is not posted again
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -145,6 +162,7 @@ class Bot:
         if self.scheduler.running:
             self.scheduler.pause()
         await self.server.finish(grace)
+        await self.making.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

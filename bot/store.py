@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.clips import Ending
@@ -260,6 +260,22 @@ class Store:
                     await connection.execute(_UPDATE, finished)
         except (SQLAlchemyError, OSError) as error:
             raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
+
+    async def reopen(self, tracking: Tracking) -> bool:
+        """Write a finished tracking that follows again; False if its clip is followed there."""
+        values = {f"new_{column.key}": getattr(tracking, column.key) for column in _COLUMNS}
+        values["tracking_id"] = tracking.id
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(_UPDATE, [values])
+        except IntegrityError:
+            return False
+        return True
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions on the bot's database, for the tables other modules keep in it."""
+        return self._sessions
 
     async def delete(self, tracking_id: str) -> None:
         """Forget a tracking (its status message was never posted)."""

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 from bot.clips import Clip, Ending
 from bot.followed import Followed, dump_clip, status_view
 from bot.jobs import PollingJobs, in_slices
-from bot.progress import Answer, Pacing, Rejected, Unreachable, judge
+from bot.progress import Answer, Pacing, Rejected, Unreachable, judge, still_starting
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
 from bot.status_message import DEFAULT_CONSOLE_URL, render_final_reply, render_status
 from bot.store import DuplicateTrackingError, Tracking, TrackingState, WriteBehind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
-    from bot.status_message import StatusView
+    from bot.status_message import MadeFromSlack, StatusView
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class Tracker:
         scheduler: AsyncIOScheduler,
         settings: TrackerSettings,
         clock: Callable[[], float] = time.time,
+        made: Mapping[str, MadeFromSlack] | None = None,
     ) -> None:
         self._store = store
         self._rows = WriteBehind(store)
@@ -85,6 +86,8 @@ class Tracker:
         self._jobs = PollingJobs(scheduler, settings.pacing.interval, self.poll)
         self._settings = settings
         self._clock = clock
+        # Clips made from Slack (`/clip new`), by clip id: their messages say so.
+        self._made: Mapping[str, MadeFromSlack] = {} if made is None else made
         # Every tracking with a polling job; its polls touch the database only on change.
         self._live: dict[str, Followed] = {}
         self._closing = False
@@ -253,7 +256,7 @@ class Tracker:
         self._jobs.add(tracking_id, after=0.0)
         return True
 
-    async def stop(self, tracking_id: str, user_id: str) -> bool:
+    async def stop(self, tracking_id: str, user_id: str, ending: Ending = Ending.STOPPED) -> bool:
         """Stop following at someone's request; False when it had already stopped."""
         live = self._live.get(tracking_id)
         if live is None:
@@ -262,10 +265,35 @@ class Tracker:
             tracking = live.tracking
             if tracking.state != TrackingState.FOLLOWING:
                 return False
-            tracking.ending = Ending.STOPPED
+            tracking.ending = ending
             tracking.stopped_by = user_id
             live.progress = dataclasses.replace(live.progress, changed_at=self._clock())
             await self._deliver(live)
+        return True
+
+    async def follow_again(self, tracking: Tracking) -> bool:
+        """Follow a finished tracking's clip again in the same message (a retried splice).
+
+        False when it is still followed, or its clip is followed in that channel by another.
+        """
+        if tracking.id in self._live or tracking.state != TrackingState.FINISHED:
+            return False
+        if tracking.ending is not None and not tracking.ending.is_shown:
+            return False
+        now = self._clock()
+        tracking.state = TrackingState.FOLLOWING
+        tracking.ending = None
+        tracking.stopped_by = None
+        tracking.final_reply_sent = False
+        tracking.finished_at = None
+        tracking.notice = None
+        tracking.fingerprint = None  # the next poll edits the message to the present
+        tracking.changed_at = tracking.progress_at = tracking.reached_at = now
+        if not await self._store.reopen(tracking):
+            return False
+        self._adopt(Followed.resume(tracking))
+        self._jobs.add(tracking.id, after=0.0)
+        logger.info("following tracking %s again", tracking.id, extra=tracking.log_context)
         return True
 
     def is_following(self, tracking_id: str) -> bool:
@@ -293,6 +321,11 @@ class Tracker:
                     raise
                 if answer is None:
                     return  # its first page is on its way
+                made = self._made.get(tracking.clip_id)
+                if still_starting(
+                    answer, made_at=made.made_at if made else None, now=self._clock()
+                ):
+                    return
                 before = live.progress
                 verdict = judge(
                     before,
@@ -458,6 +491,7 @@ class Tracker:
             cameras,
             give_up_after=self._settings.pacing.give_up_after,
             console_url=self._settings.console_url,
+            made=self._made.get(tracking.clip_id),
         )
 
     # --- Scheduling -----------------------------------------------------------------------------

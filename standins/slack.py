@@ -18,6 +18,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
+from standins.slack_views import Views
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
@@ -35,6 +37,7 @@ DEFAULT_SCOPES: Final = frozenset(
         "channels:join",
         "channels:history",
         "groups:history",
+        "users:read",
     }
 )
 
@@ -242,6 +245,8 @@ class SlackSimulator:
         self.socket_messages: list[Json] = []  # everything the app sent over Socket Mode
         self.socket_connections_total = 0  # every connection ever accepted, open or closed
         self.on_call: Callable[[Call], None] | None = None
+        # Modals and people: views.open with trigger ids, users.info (standins/slack_views.py).
+        self.views = Views()
         self._methods: dict[str, _Method] = {
             "auth.test": _Method(self._auth_test),
             "apps.connections.open": _Method(self._apps_connections_open, app_level=True),
@@ -253,6 +258,8 @@ class SlackSimulator:
             "conversations.join": _Method(self._conversations_join, "channels:join"),
             "conversations.history": _Method(self._conversations_history),
             "conversations.replies": _Method(self._conversations_replies),
+            "views.open": _Method(self.views.open),
+            "users.info": _Method(self.views.users_info, "users:read"),
         }
         self._failures: list[_Failure] = []
         self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography

@@ -1,0 +1,321 @@
+"""`/clip new`: signed commands, modals and clicks into the real bot; Rhombus and Slack stand-ins."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.making_views import (
+    CAMERA_ACTION,
+    CAMERA_BLOCK,
+    DATE_ACTION,
+    DATE_BLOCK,
+    DURATION_ACTION,
+    DURATION_BLOCK,
+    TIME_ACTION,
+    TIME_BLOCK,
+    TITLE_ACTION,
+    TITLE_BLOCK,
+)
+from bot.status_message import ACTION_CANCEL, ACTION_RETRY
+from bot.store import TrackingState
+from standins.rhombus import LOADING_DOCK_CAMERA, LOBBY_CAMERA, fails, stays
+from standins.slack_requests import block_action, block_suggestion, slash_command, view_submission
+from tests.helpers import (
+    clip_command,
+    finished,
+    send,
+    shown_text,
+    status_messages,
+    stored,
+    wait_until,
+)
+
+SPLICE = "/api/video/spliceV3"
+
+
+async def make(bot, slack, text, **origin):
+    """Type `/clip new text` in #general."""
+    return await clip_command(bot, slack, f"new {text}".strip(), **origin)
+
+
+def local(zone: str, moment: datetime) -> datetime:
+    """The moment's wall-clock time in a zone."""
+    return moment.astimezone(ZoneInfo(zone))
+
+
+def most_recent(zone: str, hour: int, minute: int) -> datetime:
+    """Independently: the last moment not in the future with that local time."""
+    now = datetime.now(UTC)
+    candidate = local(zone, now).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if candidate > now:
+        candidate -= timedelta(days=1)
+    return candidate.astimezone(UTC)
+
+
+async def test_a_clip_is_made_and_followed_like_any_other(bot, slack, rhombus, clock):
+    """`/clip new` splices with the camera's facets and follows the clip in one message."""
+    before = time.time()
+    await make(bot, slack, "lobby -10m 2m Door left open")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+
+    (body,) = rhombus.splicing.requests
+    assert [f"{LOBBY_CAMERA}.v0", f"{LOBBY_CAMERA}.a0"] == body["deviceUuids"]
+    assert 120 == body["durationSec"]
+    assert "Door left open" == body["title"]
+    assert (True, {"visibility": "ORG_WIDE"}) == (body["saveToConsole"], body["accessSettings"])
+    assert abs(body["startTimeMillis"] / 1000 - (before - 600)) < 5
+    (message,) = status_messages(slack)
+    assert "Made from Slack by <@U0ALICE> · Lobby" in shown_text(message)
+    assert "clip_cancel" in shown_text(message)
+    clock.advance(30)
+    await finished(bot, message)
+    assert "Ready" in message.text
+    assert 1 == len(slack.thread_replies("C0GENERAL", message.ts))
+    assert [] == slack.ephemerals
+
+
+@pytest.mark.parametrize(
+    ("start", "zone", "expected"),
+    [
+        ("-1h30m", "UTC", lambda: datetime.now(UTC) - timedelta(minutes=90)),
+        ("15m ago", "UTC", lambda: datetime.now(UTC) - timedelta(minutes=15)),
+        # UTC+14: a clock time just after midnight is the person's, not the server's.
+        ("00:01", "Pacific/Kiritimati", lambda: most_recent("Pacific/Kiritimati", 0, 1)),
+        ("23:59", "Pacific/Pago_Pago", lambda: most_recent("Pacific/Pago_Pago", 23, 59)),
+        (
+            (datetime.now(ZoneInfo("Asia/Kathmandu")) - timedelta(days=1)).strftime(
+                "%Y-%m-%d 07:45"
+            ),
+            "Asia/Kathmandu",
+            lambda: (
+                (datetime.now(ZoneInfo("Asia/Kathmandu")) - timedelta(days=1))
+                .replace(hour=7, minute=45, second=0, microsecond=0)
+                .astimezone(UTC)
+            ),
+        ),
+        ("2025-01-02T03:04:05Z", "UTC", lambda: datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2025-01-02T03:04:05+05:30", "UTC", lambda: datetime(2025, 1, 1, 21, 34, 5, tzinfo=UTC)),
+    ],
+)
+async def test_each_start_form(bot, slack, rhombus, start, zone, expected):
+    """Every start form reaches spliceV3 as the moment it names, in the person's time zone."""
+    slack.views.people["U0ALICE"].tz = zone
+    await make(bot, slack, f'"Loading Dock" {start} 1m')
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+
+    (body,) = rhombus.splicing.requests
+    assert [f"{LOADING_DOCK_CAMERA}.v0", f"{LOADING_DOCK_CAMERA}.a0"] == body["deviceUuids"]
+    assert abs(body["startTimeMillis"] / 1000 - expected().timestamp()) < 5
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("Nowhere -10m 1m", "No camera is called `Nowhere`."),
+        ("Lobbby -10m 1m", "Closest names: `Lobby`"),
+        ("lo -10m 1m", "Lobby · Headquarters — `LobbyCamera0000000000A`"),
+        ('"Loading Dock -10m 1m', "no closing quote"),
+        ("Lobby", "Say when the clip starts"),
+        ("Lobby soon 1m", "The start `soon` is not one I can read"),
+        ("Lobby 25:99 1m", "is not a time of day"),
+        ("Lobby -10m", "Say how long the clip lasts"),
+        ("Lobby -10m forever", "The duration `forever` is not one I can read"),
+        ("Lobby -10m 0s", "at least 1 second"),
+        ("Lobby -3h 2h", "at most 1 h"),
+        ("Lobby -1m 2m", "The whole clip must be in the past"),
+    ],
+)
+async def test_each_refusal_names_the_wrong_part(bot, slack, rhombus, text, said):
+    """A wrong camera, start or duration is refused ephemerally with an example; nothing made."""
+    await make(bot, slack, text)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    (answer,) = slack.ephemerals
+    assert said in answer.text
+    assert "ephemeral" == answer.response_type
+    assert "/clip new" in answer.text
+    assert ([], []) == (rhombus.splicing.requests, status_messages(slack))
+
+
+async def test_a_range_without_footage_is_refused(bot, slack, rhombus):
+    """No recorded footage at all: refused, saying so; a partial gap goes on and is shown."""
+    rhombus.splicing.presence[LOBBY_CAMERA] = []
+    await make(bot, slack, "Lobby -10m 1m")
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "recorded nothing" in slack.ephemerals[0].text
+    assert [] == rhombus.splicing.requests
+
+    start = int(time.time()) - 600
+    rhombus.splicing.presence[LOBBY_CAMERA] = [(start + 30, 3600)]
+    await make(bot, slack, "Lobby -10m 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    assert "No recorded footage" in shown_text(status_messages(slack)[0])
+
+
+async def test_rhombus_refusing_the_splice_is_passed_on(bot, slack, rhombus):
+    """`error: true` from spliceV3: the person reads Rhombus's errorMsg; nothing is posted."""
+    rhombus.splicing.error_msg = "Camera storage is full"
+    await make(bot, slack, "Lobby -10m 1m")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "Rhombus refused to make the clip: Camera storage is full" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+
+
+async def test_an_offline_camera_is_a_warning(bot, slack, rhombus):
+    """A disconnected camera still gets its clip, with a warning to the person."""
+    rhombus.set_camera(LOBBY_CAMERA, connectionStatus="RED")
+    await make(bot, slack, "Lobby -10m 1m")
+
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1 and len(s.ephemerals) == 1)
+    assert "is offline right now" in slack.ephemerals[0].text
+
+
+async def test_archived_cameras_are_not_offered(bot, slack, rhombus):
+    """A mummified camera is not found by name."""
+    rhombus.set_camera(LOBBY_CAMERA, mummified=True)
+    await make(bot, slack, "Lobby -10m 1m")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "No camera is called `Lobby`" in slack.ephemerals[0].text
+
+
+async def test_only_clip_creators_may_make_clips(make_settings, slack, rhombus):
+    """With CLIP_CREATORS set, anyone else is refused, and may still follow clips."""
+    from bot.runtime import Bot
+
+    running = await Bot.start(make_settings(clip_creators="U0BOB"))
+    try:
+        await make(running, slack, "Lobby -10m 1m")
+        await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    finally:
+        await running.stop()
+    assert "not on the list of people who can make" in slack.ephemerals[0].text
+    assert [] == rhombus.splicing.requests
+
+
+async def test_a_clip_rhombus_does_not_know_yet_is_starting(bot, slack, rhombus, clock):
+    """Refusals in the first seconds after the splice are not taken for a missing clip."""
+    rhombus.splicing.unknown_for = 2.0
+    await make(bot, slack, "Lobby -10m 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    polls = rhombus.calls["/api/event/getClipWithProgress"]
+    await wait_until(lambda: rhombus.calls["/api/event/getClipWithProgress"] >= polls + 4)
+    assert "Initiating" in message.text
+
+    clock.advance(3)  # Rhombus knows the clip from now on, and starts making it
+    await wait_until(lambda: 1 == len(rhombus.clip_uuids))
+    clock.advance(30)
+    await finished(bot, message)
+    assert "Ready" in message.text
+
+
+async def test_cancel_ends_the_clip_and_says_who(bot, slack, rhombus):
+    """Cancel calls cancelSpliceV2; the message ends "Cancelled by" whoever pressed it."""
+    rhombus.splicing.script = stays("UPLOADING", "Uploading video", 30)
+    await make(bot, slack, "Lobby -10m 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    await stored(bot, message, TrackingState.FOLLOWING)
+
+    click = block_action(ACTION_CANCEL, "x", message=message, response_url=slack.response_url())
+    assert 200 == (await send(bot, click)).status_code
+
+    tracking = await finished(bot, message)
+    await slack.wait_for(lambda _: "Cancelled" in message.text)
+    assert [tracking.clip_id] == rhombus.splicing.cancelled
+    assert "Cancelled by <@U0ALICE>" in shown_text(message)
+    assert "clip_cancel" not in shown_text(message)
+
+
+async def test_retry_follows_the_failed_clip_again_in_the_same_message(bot, slack, rhombus, clock):
+    """On FAILED the message offers Retry; retrySplice, then the same message reaches Ready."""
+    rhombus.splicing.script = fails(1)
+    await make(bot, slack, "Lobby -10m 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    clock.advance(10)
+    await finished(bot, message)
+    await slack.wait_for(lambda _: ACTION_RETRY in shown_text(message))
+
+    click = block_action(ACTION_RETRY, "x", message=message, response_url=slack.response_url())
+    assert 200 == (await send(bot, click)).status_code
+    await stored(bot, message, TrackingState.FOLLOWING)
+    clock.advance(30)
+    await slack.wait_for(lambda _: "Ready" in message.text)
+
+    assert 1 == len(rhombus.splicing.retried)
+    assert 1 == len(status_messages(slack))
+
+
+# --- The modal ----------------------------------------------------------------------------------
+
+
+async def open_modal(bot, slack) -> dict:
+    """`/clip new` alone, with a trigger the stand-in issued; the view it opened."""
+    request = slash_command(
+        "new", response_url=slack.response_url(), trigger_id=slack.views.trigger()
+    )
+    assert 200 == (await send(bot, request)).status_code
+    await slack.wait_for(lambda s: len(s.views.opened) == 1)
+    return slack.views.opened[0]
+
+
+def values(camera: str | None, day: str, clock_time: str, duration: str) -> dict:
+    """The modal's state.values as Slack sends them."""
+    picked = {"selected_option": {"value": camera, "text": {"type": "plain_text", "text": "x"}}}
+    return {
+        CAMERA_BLOCK: {CAMERA_ACTION: {"type": "external_select", **(picked if camera else {})}},
+        DATE_BLOCK: {DATE_ACTION: {"type": "datepicker", "selected_date": day}},
+        TIME_BLOCK: {TIME_ACTION: {"type": "timepicker", "selected_time": clock_time}},
+        DURATION_BLOCK: {DURATION_ACTION: {"type": "plain_text_input", "value": duration}},
+        TITLE_BLOCK: {TITLE_ACTION: {"type": "plain_text_input", "value": None}},
+    }
+
+
+async def test_the_modal_opens_suggests_cameras_and_makes_the_clip(bot, slack, rhombus):
+    """The form's camera type-ahead lists "Camera · Location"; a valid submission closes it."""
+    view = await open_modal(bot, slack)
+    assert "clip_new_modal" == view["callback_id"]
+
+    suggestion = block_suggestion(CAMERA_ACTION, "dock", view=view, block_id=CAMERA_BLOCK)
+    options = (await send(bot, suggestion)).json()["options"]
+    assert ["Loading Dock · Headquarters"] == [option["text"]["text"] for option in options]
+
+    zone = ZoneInfo("America/Los_Angeles")
+    start = datetime.now(zone) - timedelta(hours=2)
+    submitted = values(LOBBY_CAMERA, f"{start:%Y-%m-%d}", f"{start:%H:%M}", "90s")
+    response = await send(bot, view_submission(view, submitted))
+    assert (200, "") == (response.status_code, response.text)
+
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (body,) = rhombus.splicing.requests
+    expected = start.replace(second=0, microsecond=0).astimezone(UTC)
+    assert (int(expected.timestamp() * 1000), 90) == (body["startTimeMillis"], body["durationSec"])
+    assert [f"{LOBBY_CAMERA}.v0"] == body["deviceUuids"]  # audio left unticked
+
+
+async def test_the_modal_answers_bad_fields_under_each_field(bot, slack, rhombus):
+    """No camera, a future time and a bad duration come back as `response_action: errors`."""
+    view = await open_modal(bot, slack)
+    tomorrow = datetime.now(ZoneInfo("America/Los_Angeles")) + timedelta(days=1)
+
+    response = await send(
+        bot, view_submission(view, values(None, f"{tomorrow:%Y-%m-%d}", "10:00", "1m"))
+    )
+    answer = response.json()
+    assert "errors" == answer["response_action"]
+    assert {CAMERA_BLOCK, TIME_BLOCK} == set(answer["errors"])
+
+    response = await send(
+        bot, view_submission(view, values(LOBBY_CAMERA, "2025-01-01", "10:00", "2 hours"))
+    )
+    assert {DURATION_BLOCK} == set(response.json()["errors"])
+    assert ([], []) == (rhombus.splicing.requests, status_messages(slack))
+    assert json.loads(view["private_metadata"])["c"] == "C0GENERAL"
