@@ -1,10 +1,11 @@
-"""`/clip new`: signed commands, modals and clicks into the real bot; Rhombus and Slack stand-ins."""
+"""`/clip new`: signed commands, modals and clicks into the real bot, against the stand-ins."""
 
 from __future__ import annotations
 
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +22,7 @@ from bot.making_views import (
     TITLE_ACTION,
     TITLE_BLOCK,
 )
+from bot.runtime import Bot
 from bot.status_message import ACTION_CANCEL, ACTION_RETRY
 from bot.store import TrackingState
 from standins.rhombus import LOADING_DOCK_CAMERA, LOBBY_CAMERA, fails, stays
@@ -80,7 +82,7 @@ async def test_a_clip_is_made_and_followed_like_any_other(bot, slack, rhombus, c
 
 
 @pytest.mark.parametrize(
-    ("start", "zone", "expected"),
+    "case",
     [
         ("-1h30m", "UTC", lambda: datetime.now(UTC) - timedelta(minutes=90)),
         ("15m ago", "UTC", lambda: datetime.now(UTC) - timedelta(minutes=15)),
@@ -102,8 +104,9 @@ async def test_a_clip_is_made_and_followed_like_any_other(bot, slack, rhombus, c
         ("2025-01-02T03:04:05+05:30", "UTC", lambda: datetime(2025, 1, 1, 21, 34, 5, tzinfo=UTC)),
     ],
 )
-async def test_each_start_form(bot, slack, rhombus, start, zone, expected):
+async def test_each_start_form(bot, slack, rhombus, case):
     """Every start form reaches spliceV3 as the moment it names, in the person's time zone."""
+    start, zone, expected = case
     slack.views.people["U0ALICE"].tz = zone
     await make(bot, slack, f'"Loading Dock" {start} 1m')
     await slack.wait_for(lambda s: len(status_messages(s)) == 1)
@@ -187,8 +190,6 @@ async def test_archived_cameras_are_not_offered(bot, slack, rhombus):
 
 async def test_only_clip_creators_may_make_clips(make_settings, slack, rhombus):
     """With CLIP_CREATORS set, anyone else is refused, and may still follow clips."""
-    from bot.runtime import Bot
-
     running = await Bot.start(make_settings(clip_creators="U0BOB"))
     try:
         await make(running, slack, "Lobby -10m 1m")
@@ -257,17 +258,18 @@ async def test_retry_follows_the_failed_clip_again_in_the_same_message(bot, slac
 # --- The modal ----------------------------------------------------------------------------------
 
 
-async def open_modal(bot, slack) -> dict:
+async def open_modal(bot, slack) -> dict[str, Any]:
     """`/clip new` alone, with a trigger the stand-in issued; the view it opened."""
     request = slash_command(
         "new", response_url=slack.response_url(), trigger_id=slack.views.trigger()
     )
     assert 200 == (await send(bot, request)).status_code
     await slack.wait_for(lambda s: len(s.views.opened) == 1)
-    return slack.views.opened[0]
+    view: dict[str, Any] = slack.views.opened[0]
+    return view
 
 
-def values(camera: str | None, day: str, clock_time: str, duration: str) -> dict:
+def values(camera: str | None, day: str, clock_time: str, duration: str) -> dict[str, Any]:
     """The modal's state.values as Slack sends them."""
     picked = {"selected_option": {"value": camera, "text": {"type": "plain_text", "text": "x"}}}
     return {
