@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.following import Following
 from bot.making import USAGE as MAKING_USAGE
+from bot.making_buttons import MadeButtons
 from bot.making_views import CAMERA_ACTION, MODAL_CALLBACK
 from bot.policy import Asker, Policy
 from bot.status_message import (
@@ -68,8 +69,9 @@ def register_listeners(
         forms["new"] = making.new_text
         app.view(MODAL_CALLBACK)(making.submit_modal)
         app.options(CAMERA_ACTION)(making.camera_options)
-        app.action(ACTION_CANCEL)(making.cancel_button)
-        app.action(ACTION_RETRY)(making.retry_button)
+        buttons = MadeButtons(tracker, rhombus, making.shown)
+        app.action(ACTION_CANCEL)(buttons.cancel)
+        app.action(ACTION_RETRY)(buttons.retry)
     command = ClipCommand(policy, forms=forms, follow=following.follow_text)
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)

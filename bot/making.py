@@ -11,41 +11,23 @@ import contextlib
 import functools
 import logging
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.cameras import Camera, describe_miss, find_camera, footage
-from bot.clips import AccessSettings, Clip, ClipStatus, Ending, Visibility, quote_for_reason
+from bot.cameras import footage
+from bot.clips import AccessSettings, Clip, ClipStatus, Visibility, quote_for_reason
 from bot.made import MadeClip, MadeState
-from bot.making_views import (
-    CAMERA_BLOCK,
-    DURATION_BLOCK,
-    TIME_BLOCK,
-    ModalContext,
-    camera_options,
-    read_values,
-    render_modal,
-)
+from bot.making_views import CAMERA_BLOCK, ModalContext, camera_options, read_values, render_modal
+from bot.orders import EXAMPLE, Known, order_from_modal, order_from_text
+from bot.policy import Asker
 from bot.rhombus import RejectedError, RhombusError, Splice
-from bot.store import TrackingState
 from bot.tracker import AlreadyFollowing, NotPosted
-from bot.when import (
-    Range,
-    WrongInput,
-    check_past,
-    describe_seconds,
-    local_label,
-    parse_duration,
-    parse_start,
-    start_words,
-    zone_of,
-)
+from bot.when import WrongInput, describe_seconds, local_label, zone_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 
     from slack_bolt.async_app import AsyncAck, AsyncRespond
     from slack_bolt.context.async_context import AsyncBoltContext
@@ -53,33 +35,20 @@ if TYPE_CHECKING:
 
     from bot.directory import Directory
     from bot.made import MadeClips
-    from bot.policy import Asker, Policy
+    from bot.orders import Order
+    from bot.policy import Policy
     from bot.rhombus import RhombusClient
     from bot.status_message import MadeFromSlack
-    from bot.store import Tracking
     from bot.tracker import Tracker
 
     Tell = Callable[[str], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
-EXAMPLE = '`/clip new "Loading Dock North" -10m 2m Forklift near door 3`'
 USAGE = (
     "`/clip new &lt;camera&gt; &lt;start&gt; &lt;duration&gt; [title]` makes a clip from a "
     f"camera and follows it here, e.g. {EXAMPLE}; `/clip new` alone opens a form."
 )
-_QUOTES = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201c"}
-
-
-@dataclass(frozen=True)
-class Order:
-    """A checked request for a clip."""
-
-    camera: Camera
-    range: Range
-    title: str
-    description: str
-    audio: bool
 
 
 class Making:
@@ -108,6 +77,11 @@ class Making:
         self._visibility = visibility
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def shown(self) -> Mapping[str, MadeFromSlack]:
+        """What each status message of a made clip says of it, by clip id."""
+        return self._shown
 
     # --- Starting -------------------------------------------------------------------------------
 
@@ -153,39 +127,16 @@ class Making:
         if not text:
             await self._open_modal(asker, str(context.get("trigger_id") or ""), client, tell)
             return
-        zone = await self._zone(client, asker.user_id)
         try:
-            order = await self._order_from_text(text, zone)
+            known = await self._known(*await self._user_zone(client, asker.user_id))
+            order = order_from_text(text, known)
         except WrongInput as wrong:
             await tell(f"{wrong}\nFor example: {EXAMPLE}")
             return
         except RhombusError as error:
-            await tell(_unreachable(error))
+            await tell(unreachable(error))
             return
         await self._make(asker, order, tell)
-
-    async def _order_from_text(self, text: str, zone: tzinfo) -> Order:
-        typed_camera, rest = _split_camera(text)
-        words = rest.split()
-        if not words:
-            raise WrongInput("start", "Say when the clip starts, after the camera.")
-        count = start_words(words)
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        start = parse_start(" ".join(words[:count]), now=now, zone=zone)
-        if len(words) <= count:
-            raise WrongInput("duration", "Say how long the clip lasts, after its start.")
-        duration = parse_duration(words[count], max_sec=await self._directory.max_duration())
-        wanted = Range(start, duration)
-        check_past(wanted, now=now)
-        camera = await self._camera(typed_camera)
-        title = " ".join(words[count + 1 :]) or f"{camera.name} {local_label(start, zone)}"
-        return Order(camera, wanted, title[:200], "", audio=camera.has_audio)
-
-    async def _camera(self, typed: str) -> Camera:
-        found = find_camera(await self._directory.cameras(), typed)
-        if isinstance(found, Camera):
-            return found
-        raise WrongInput("camera", describe_miss(typed, found))
 
     # --- The modal ------------------------------------------------------------------------------
 
@@ -223,14 +174,17 @@ class Making:
         if context is None:
             await ack()
             return
-        from bot.policy import Asker  # noqa: PLC0415  # a dataclass, imported where built
-
         asker = Asker(team_id=team_id, channel_id=context.channel_id, user_id=user_id)
         refusal = self._policy.refusal(asker) or self._policy.creation_refusal(asker)
         if refusal:
             await ack(response_action="errors", errors={CAMERA_BLOCK: refusal[:150]})
             return
-        order = await self._order_from_modal(view.get("state", {}).get("values"), context)
+        try:
+            known = await self._known(context.tz, context.tz_offset)
+        except RhombusError as error:
+            await ack(response_action="errors", errors={CAMERA_BLOCK: unreachable(error)})
+            return
+        order = order_from_modal(read_values((view.get("state") or {}).get("values")), known)
         if isinstance(order, dict):
             await ack(response_action="errors", errors=order)
             return
@@ -240,49 +194,6 @@ class Making:
             await self._ephemeral(client, asker.channel_id, asker.user_id, message)
 
         self._spawn(self._make(asker, order, tell))
-
-    async def _order_from_modal(
-        self, state: object, context: ModalContext
-    ) -> Order | dict[str, str]:
-        values = read_values(state)
-        zone = zone_of(context.tz, context.tz_offset)
-        errors: dict[str, str] = {}
-        try:
-            cameras = await self._directory.cameras()
-        except RhombusError:
-            cameras = []
-        camera = next((c for c in cameras if c.uuid == values.camera_id), None)
-        if camera is None:
-            errors[CAMERA_BLOCK] = "Pick a camera from the list."
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        start = duration = None
-        try:
-            start = parse_start(f"{values.date} {values.time}", now=now, zone=zone)
-        except WrongInput:
-            errors[TIME_BLOCK] = "Pick a date and a time of day."
-        try:
-            duration = parse_duration(
-                values.duration or "", max_sec=await self._directory.max_duration()
-            )
-        except WrongInput as wrong:
-            errors[DURATION_BLOCK] = str(wrong).replace("`", "")[:150]
-        except RhombusError:
-            errors[DURATION_BLOCK] = "Rhombus is unreachable right now; try again in a minute."
-        if start is not None and duration is not None:
-            try:
-                check_past(Range(start, duration), now=now)
-            except WrongInput as wrong:
-                errors[TIME_BLOCK] = str(wrong).replace("`", "")[:150]
-        if errors or camera is None or start is None or duration is None:
-            return errors
-        title = values.title or f"{camera.name} {local_label(start, zone)}"
-        return Order(
-            camera,
-            Range(start, duration),
-            title[:200],
-            (values.description or "")[:1000],
-            audio=values.audio and camera.has_audio,
-        )
 
     # --- Making and posting ---------------------------------------------------------------------
 
@@ -296,7 +207,7 @@ class Making:
                     camera.uuid, start_sec, wanted.duration_sec
                 )
             except RhombusError as error:
-                await tell(_unreachable(error))
+                await tell(unreachable(error))
                 return
             recorded = footage(windows, start_sec, wanted.duration_sec)
             if recorded.none:
@@ -389,59 +300,16 @@ class Making:
         elif isinstance(result, AlreadyFollowing):
             await tell(f"Clip `{clip_id}` is already followed in this channel.")
 
-    # --- Cancel and Retry -----------------------------------------------------------------------
-
-    async def cancel_button(
-        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        """**Cancel**: Rhombus stops making the clip; the message ends "Cancelled by @x"."""
-        await ack()
-        tracking, user_id = await self._tracking_of(body), _user_of(body)
-        if tracking is None or tracking.clip_id not in self._shown:
-            await _whisper(respond, "This clip is no longer being made here.")
-            return
-        if tracking.state != TrackingState.FOLLOWING:
-            await _whisper(respond, "This clip is already finished; it can't be cancelled.")
-            return
-        try:
-            await self._rhombus.cancel_splice(tracking.clip_id)
-        except RejectedError as error:
-            await _whisper(respond, f"Rhombus could not cancel the clip: {error}")
-            return
-        except RhombusError as error:
-            await _whisper(respond, _unreachable(error))
-            return
-        await self._tracker.stop(tracking.id, user_id, ending=Ending.CANCELLED)
-
-    async def retry_button(
-        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        """**Retry** on a failed clip: Rhombus makes it again; the same message follows it."""
-        await ack()
-        tracking = await self._tracking_of(body)
-        if tracking is None or tracking.clip_id not in self._shown:
-            await _whisper(respond, "This clip was not made from Slack, so I can't retry it.")
-            return
-        if tracking.ending is not Ending.FAILED or tracking.state != TrackingState.FINISHED:
-            await _whisper(respond, "Only a failed clip can be retried.")
-            return
-        try:
-            await self._rhombus.retry_splice(tracking.clip_id)
-        except RejectedError as error:
-            await _whisper(respond, f"Rhombus could not retry the clip: {error}")
-            return
-        except RhombusError as error:
-            await _whisper(respond, _unreachable(error))
-            return
-        if not await self._tracker.follow_again(tracking):
-            await _whisper(
-                respond, "Rhombus is making the clip again, but this message can't follow it."
-            )
-
     # --- Slack ----------------------------------------------------------------------------------
 
-    async def _zone(self, client: AsyncWebClient, user_id: str) -> tzinfo:
-        return zone_of(*await self._user_zone(client, user_id))
+    async def _known(self, tz: str | None, tz_offset: int | None) -> Known:
+        """What checking an order needs: cameras, the longest clip, now, the person's zone."""
+        return Known(
+            cameras=await self._directory.cameras(),
+            max_duration=await self._directory.max_duration(),
+            now=datetime.fromtimestamp(self._clock(), UTC),
+            zone=zone_of(tz, tz_offset),
+        )
 
     async def _user_zone(
         self, client: AsyncWebClient, user_id: str
@@ -468,14 +336,6 @@ class Making:
         except SlackApiError as error:
             logger.warning("could not answer %s: %s", user, error.response.get("error"))
 
-    async def _tracking_of(self, body: dict[str, Any]) -> Tracking | None:
-        container = body.get("container") or {}
-        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
-        ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
-        if not channel or not ts:
-            return None
-        return await self._tracker.tracking_for_message(channel, ts)
-
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:
             try:
@@ -497,21 +357,6 @@ class Making:
                 await asyncio.gather(*pending, return_exceptions=True)
 
 
-def _split_camera(text: str) -> tuple[str, str]:
-    """The camera (one word, or quoted) and the rest of the text."""
-    text = text.strip()
-    closing = _QUOTES.get(text[:1])
-    if closing is not None:
-        end = text.find(closing, 1)
-        if end <= 1:
-            raise WrongInput(
-                "camera", 'The camera\'s name has no closing quote: `"Loading Dock North"`.'
-            )
-        return text[1:end], text[end + 1 :]
-    camera, _, rest = text.partition(" ")
-    return camera, rest
-
-
 def _starting(made: MadeClip, visibility: str) -> Clip:
     """The clip as just asked for, while Rhombus does not know it yet."""
     return Clip(
@@ -525,14 +370,7 @@ def _starting(made: MadeClip, visibility: str) -> Clip:
     )
 
 
-def _user_of(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
-
-
-async def _whisper(respond: AsyncRespond, text: str) -> None:
-    await respond(text=text, response_type="ephemeral", replace_original=False)
-
-
-def _unreachable(error: RhombusError) -> str:
+def unreachable(error: RhombusError) -> str:
+    """What to tell a person when Rhombus could not be asked; the error goes to the log."""
     logger.warning("Rhombus call for a new clip failed: %s", error)
     return "Rhombus is unreachable right now; try again in a minute."
