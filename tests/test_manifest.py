@@ -46,11 +46,23 @@ def test_manifest_declares_what_the_bot_listens_to():
 
 
 def test_manifest_asks_only_for_needed_scopes():
-    """The scopes to post and edit, and to read back its own messages after a crash; no users."""
+    """Post and edit, read back its own messages after a crash, and people's time zones."""
     assert [
         "commands",
         "chat:write",
         "chat:write.public",
         "channels:history",
         "groups:history",
+        "users:read",
     ] == _manifest()["oauth_config"]["scopes"]["bot"]
+
+
+def test_the_http_mode_urls_the_manifest_describes_are_valid():
+    """With the commented HTTP-mode URLs filled in, including the options load URL, it validates."""
+    manifest = _manifest()
+    url = "https://clips.example.com/slack/events"
+    manifest["settings"]["socket_mode_enabled"] = False
+    manifest["features"]["slash_commands"][0]["url"] = url
+    manifest["settings"]["interactivity"] |= {"request_url": url, "message_menu_options_url": url}
+    jsonschema.validate(manifest, SCHEMA)
+    assert "message_menu_options_url: https://" in (ROOT / "manifest.yml").read_text()
