@@ -69,7 +69,7 @@ def register_listeners(
         forms["new"] = making.new_text
         app.view(MODAL_CALLBACK)(making.submit_modal)
         app.options(CAMERA_ACTION)(making.camera_options)
-        buttons = MadeButtons(tracker, rhombus, making.shown)
+        buttons = MadeButtons(tracker, rhombus, making.shown, policy)
         app.action(ACTION_CANCEL)(buttons.cancel)
         app.action(ACTION_RETRY)(buttons.retry)
     command = ClipCommand(policy, forms=forms, follow=following.follow_text)

@@ -94,21 +94,27 @@ class Making:
     async def resume(self) -> None:
         """After a crash: follow clips made but not posted; tell whoever asked when unsure."""
         for made in await self._made.unsettled():
-            if made.state == MadeState.SPLICING:
-                await self._tell_user(
-                    made,
-                    f"The bot restarted while asking Rhombus for your clip “{made.title}”, so I "
-                    "can't tell whether it was made. Look in Rhombus's saved clips before asking "
-                    "again; `/clip <clip id>` follows one here.",
-                )
-                made.state = MadeState.TOLD
-                await self._made.save(made)
-            elif await self._made.tracked(made):
-                made.state = MadeState.POSTED
-                await self._made.save(made)
-            else:
-                logger.info("posting clip %s made before a restart", made.clip_id)
-                await self._post(made, functools.partial(self._tell_user, made))
+            try:
+                await self._settle(made)
+            except Exception:  # one row must not stop the bot from starting; the next start retries
+                logger.exception("could not settle clip request %s", made.id)
+
+    async def _settle(self, made: MadeClip) -> None:
+        if made.state == MadeState.SPLICING:
+            await self._tell_user(
+                made,
+                f"The bot restarted while asking Rhombus for your clip "
+                f"{quote_for_reason(made.title)}, so I can't tell whether it was made. Look in "
+                "Rhombus's saved clips before asking again; `/clip <clip id>` follows one here.",
+            )
+            made.state = MadeState.TOLD
+            await self._made.save(made)
+        elif await self._made.tracked(made):
+            made.state = MadeState.POSTED
+            await self._made.save(made)
+        else:
+            logger.info("posting clip %s made before a restart", made.clip_id)
+            await self._post(made, functools.partial(self._tell_user, made))
 
     # --- `/clip new` ----------------------------------------------------------------------------
 
@@ -165,12 +171,10 @@ class Making:
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """The form submitted: errors under their fields, else close it and make the clip."""
-        view = body.get("view") or {}
+        view, user, team = (_object(body.get(key)) for key in ("view", "user", "team"))
         context = ModalContext.load(view.get("private_metadata"))
-        user_id = str((body.get("user") or {}).get("id") or "")
-        team_id = str(
-            (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
-        )
+        user_id = str(user.get("id") or "")
+        team_id = str(team.get("id") or user.get("team_id") or "")
         if context is None:
             await ack()
             return
@@ -184,7 +188,7 @@ class Making:
         except RhombusError as error:
             await ack(response_action="errors", errors={CAMERA_BLOCK: unreachable(error)})
             return
-        order = order_from_modal(read_values((view.get("state") or {}).get("values")), known)
+        order = order_from_modal(read_values(_object(view.get("state")).get("values")), known)
         if isinstance(order, dict):
             await ack(response_action="errors", errors=order)
             return
@@ -320,7 +324,7 @@ class Making:
         except SlackApiError as error:
             logger.warning("users.info failed: %s; using UTC", error.response.get("error"))
             return None, None
-        user = answer.get("user") or {}
+        user = _object(answer.get("user"))
         tz, offset = user.get("tz"), user.get("tz_offset")
         return (
             tz if isinstance(tz, str) else None,
@@ -368,6 +372,11 @@ def _starting(made: MadeClip, visibility: str) -> Clip:
         device_uuids=[f"{made.camera_id}.v0"],
         access_settings=AccessSettings(visibility=Visibility(visibility)),
     )
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object from a request, or an empty one when it is anything else."""
+    return value if isinstance(value, dict) else {}
 
 
 def unreachable(error: RhombusError) -> str:

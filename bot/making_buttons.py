@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.clips import Ending
 from bot.making import unreachable
+from bot.policy import Asker
 from bot.rhombus import RejectedError, RhombusError
 from bot.store import TrackingState
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
     from slack_bolt.async_app import AsyncAck, AsyncRespond
 
+    from bot.policy import Policy
     from bot.rhombus import RhombusClient
     from bot.status_message import MadeFromSlack
     from bot.store import Tracking
@@ -24,16 +26,24 @@ class MadeButtons:
     """Cancel (cancelSpliceV2) and Retry (retrySplice) for clips made from Slack."""
 
     def __init__(
-        self, tracker: Tracker, rhombus: RhombusClient, made: Mapping[str, MadeFromSlack]
+        self,
+        tracker: Tracker,
+        rhombus: RhombusClient,
+        made: Mapping[str, MadeFromSlack],
+        policy: Policy,
     ) -> None:
         self._tracker = tracker
         self._rhombus = rhombus
         self._made = made
+        self._policy = policy
 
     async def cancel(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """**Cancel**: Rhombus stops making the clip; the message ends "Cancelled by @x"."""
         await ack()
         tracking = await self._tracking_of(body)
+        if refusal := self._refusal(body, tracking):
+            await _whisper(respond, refusal)
+            return
         if tracking is None or tracking.clip_id not in self._made:
             await _whisper(respond, "This clip is no longer being made here.")
             return
@@ -55,6 +65,9 @@ class MadeButtons:
         """**Retry** on a failed clip: Rhombus makes it again; the same message follows it."""
         await ack()
         tracking = await self._tracking_of(body)
+        if refusal := self._refusal(body, tracking):
+            await _whisper(respond, refusal)
+            return
         if tracking is None or tracking.clip_id not in self._made:
             await _whisper(respond, "This clip was not made from Slack, so I can't retry it.")
             return
@@ -73,6 +86,16 @@ class MadeButtons:
             await _whisper(
                 respond, "Rhombus is making the clip again, but this message can't follow it."
             )
+
+    def _refusal(self, body: dict[str, Any], tracking: Tracking | None) -> str | None:
+        """Whether the person who clicked may make (so cancel or retry) clips there."""
+        user = body.get("user")
+        asker = Asker(
+            team_id=tracking.team_id if tracking else "",
+            channel_id=tracking.channel_id if tracking else "",
+            user_id=str(user.get("id") or "") if isinstance(user, dict) else "",
+        )
+        return self._policy.refusal(asker) or self._policy.creation_refusal(asker)
 
     async def _tracking_of(self, body: dict[str, Any]) -> Tracking | None:
         container = body.get("container") or {}

@@ -18,7 +18,7 @@ from bot.cameras import (  # noqa: TC001  # pydantic reads annotations at runtim
     CameraState,
     TimeWindow,
 )
-from bot.clips import ApiModel, Clip, Lenient
+from bot.clips import ApiModel, Clip, Lenient, is_clip_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -318,8 +318,9 @@ class RhombusClient:
         answer = await self._request("/api/video/spliceV3", body, priority=Priority.LOOKUP)
         parsed = _parse(_SpliceAnswer, answer, "spliceV3")
         # Rhombus's React SDK reads `clipUuid ?? clipUuidList[0]` (rhombusClip.ts).
-        found = parsed.clip_uuid or next((u for u in parsed.clip_uuid_list or () if u), None)
-        if not found:
+        candidates: list[str | None] = [parsed.clip_uuid, *(parsed.clip_uuid_list or ())]
+        found = next((uuid for uuid in candidates if uuid and is_clip_id(uuid)), None)
+        if found is None:
             raise BadResponseError("Rhombus answered spliceV3 without a clip uuid")
         return found
 

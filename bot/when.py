@@ -15,6 +15,8 @@ from bot.clips import quote_for_reason as _quote
 
 # Rhombus's own cap when the organisation states none (getMaxSpliceDuration's example).
 DEFAULT_MAX_DURATION_SEC = 3600
+# No camera recorded before this: earlier starts are typing mistakes.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 START_EXAMPLES = "`-10m`, `10m ago`, `14:05`, `2026-03-01 14:05` or `2026-03-01T14:05:00Z`"
 DURATION_EXAMPLES = "`90s`, `2m`, `1m30s`, `1h` or `45`"
@@ -77,7 +79,19 @@ def start_words(words: list[str]) -> int:
 
 def parse_start(text: str, *, now: datetime, zone: tzinfo) -> datetime:
     """The moment `text` names, in UTC; `now` is aware; clock times are in `zone`."""
-    words = text.split()
+    try:
+        start = _start(text.split(), now=now, zone=zone)
+    except (OverflowError, ValueError) as error:
+        if isinstance(error, WrongInput):
+            raise
+        raise _bad_start(text) from None
+    if start < EARLIEST:
+        raise WrongInput("start", f"The start {_quote(text)} is before Rhombus kept any footage.")
+    return start
+
+
+def _start(words: list[str], *, now: datetime, zone: tzinfo) -> datetime:
+    text = " ".join(words)
     if len(words) == 2 and words[1].lower() == "ago":
         return now - timedelta(seconds=_relative(words[0], "start"))
     if len(words) == 1 and words[0].startswith("-"):
@@ -91,10 +105,7 @@ def parse_start(text: str, *, now: datetime, zone: tzinfo) -> datetime:
     ):
         return _local(_date(day), _clock_time(clock), zone)
     if len(words) == 1 and _ISO_WITH_ZONE.fullmatch(words[0]):
-        try:
-            return datetime.fromisoformat(words[0]).astimezone(UTC)
-        except ValueError:
-            raise _bad_start(text) from None
+        return datetime.fromisoformat(words[0]).astimezone(UTC)
     raise _bad_start(text)
 
 

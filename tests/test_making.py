@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +28,13 @@ from bot.runtime import Bot
 from bot.status_message import ACTION_CANCEL, ACTION_RETRY
 from bot.store import TrackingState
 from standins.rhombus import LOADING_DOCK_CAMERA, LOBBY_CAMERA, fails, stays
-from standins.slack_requests import block_action, block_suggestion, slash_command, view_submission
+from standins.slack_requests import (
+    Origin,
+    block_action,
+    block_suggestion,
+    slash_command,
+    view_submission,
+)
 from tests.helpers import (
     clip_command,
     finished,
@@ -321,3 +329,90 @@ async def test_the_modal_answers_bad_fields_under_each_field(bot, slack, rhombus
     assert {DURATION_BLOCK} == set(response.json()["errors"])
     assert ([], []) == (rhombus.splicing.requests, status_messages(slack))
     assert json.loads(view["private_metadata"])["c"] == "C0GENERAL"
+
+
+# --- Hostile input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("<!channel> -10m 1m", "No camera is called `&lt;!channel&gt;`"),
+        ('"" -10m 1m', "no closing quote"),
+        ("Lobby 0001-01-01T00:00:00+01:00 1m", "is not one I can read"),
+        ("Lobby 1999-12-31T23:00:00Z 1m", "before Rhombus kept any footage"),
+        ("Lobby 9999-12-31T23:59:59-14:00 1m", "is not one I can read"),
+        ("Lobby -10m 99999999999999999", "at most 1 h"),
+        ("Lobby -99999999h 1m", "is not one I can read"),
+        ("Lobby \u202e-10m 1m", "is not one I can read"),
+    ],
+)
+async def test_hostile_commands_are_refused_plainly(bot, slack, rhombus, text, said):
+    """Entities, overflowing dates and absurd numbers get a plain refusal; nothing is made."""
+    await make(bot, slack, text)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert said in slack.ephemerals[0].text
+    assert "<!channel>" not in slack.ephemerals[0].text
+    assert ([], []) == (rhombus.splicing.requests, status_messages(slack))
+
+
+async def test_without_users_read_times_of_day_are_utc(bot, slack, rhombus):
+    """When Slack will not tell the person's time zone, a time of day is read as UTC."""
+    slack.scopes = slack.scopes - {"users:read"}
+    await make(bot, slack, "Lobby 00:00 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+
+    (body,) = rhombus.splicing.requests
+    assert 0 == body["startTimeMillis"] // 1000 % 86400
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        {"private_metadata": "not ours"},
+        {"private_metadata": '{"c": "C0GENERAL"}', "state": []},
+        {"private_metadata": '{"c": "C0GENERAL"}', "state": {"values": "x"}},
+    ],
+)
+async def test_garbage_submissions_do_not_crash(bot, rhombus, garbage):
+    """A submission that is not the bot's, or has odd values, closes or gets field errors."""
+    view = {"type": "modal", "callback_id": "clip_new_modal", **garbage}
+    request = view_submission(view, {})
+    if "state" in garbage:
+        payload = {
+            **request.payload,
+            "view": {**request.payload["view"], "state": garbage["state"]},
+        }
+        request = dataclasses.replace(
+            request, payload=payload, body=urlencode({"payload": json.dumps(payload)})
+        )
+    response = await send(bot, request)
+
+    assert 200 == response.status_code
+    assert response.text == "" or "errors" == response.json()["response_action"]
+    assert [] == rhombus.splicing.requests
+
+
+async def test_only_creators_may_cancel(make_settings, slack, rhombus):
+    """Someone not on CLIP_CREATORS who clicks Cancel is refused; the clip goes on."""
+    rhombus.splicing.script = stays("UPLOADING", "Uploading video", 30)
+    running = await Bot.start(make_settings(clip_creators="U0ALICE"))
+    try:
+        await make(running, slack, "Lobby -10m 1m")
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        (message,) = status_messages(slack)
+        await stored(running, message, TrackingState.FOLLOWING)
+        click = block_action(
+            ACTION_CANCEL,
+            "x",
+            message=message,
+            response_url=slack.response_url(),
+            origin=Origin(user_id="U0BOB", user_name="bob"),
+        )
+        await send(running, click)
+        await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    finally:
+        await running.stop()
+    assert "not on the list of people who can make" in slack.ephemerals[0].text
+    assert [] == rhombus.splicing.cancelled
