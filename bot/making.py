@@ -286,6 +286,15 @@ class Making:
             clip = await self._rhombus.get_clip(clip_id)
         except RhombusError:
             clip = _starting(made, self._visibility)  # not known yet, moments after the splice
+        if clip.visibility is not Visibility.ORG_WIDE and not self._policy.post_restricted_clips:
+            made.state = MadeState.POSTED
+            await self._made.save(made)
+            seen_by = clip.visibility.value.replace("_", " ").lower()
+            await tell(
+                f"Rhombus is making clip `{clip_id}`. It is {seen_by} in Rhombus, so I won't post "
+                "it in the channel; find it in Rhombus's saved clips."
+            )
+            return
         result = await self._tracker.follow(
             team_id=made.team_id,
             channel_id=made.channel_id,

@@ -416,3 +416,17 @@ async def test_only_creators_may_cancel(make_settings, slack, rhombus):
         await running.stop()
     assert "not on the list of people who can make" in slack.ephemerals[0].text
     assert [] == rhombus.splicing.cancelled
+
+
+async def test_a_private_clip_is_made_but_not_posted(make_settings, slack, rhombus):
+    """With CLIP_VISIBILITY=PRIVATE the clip is made private and only its maker is told."""
+    running = await Bot.start(make_settings(clip_visibility="PRIVATE"))
+    try:
+        await make(running, slack, "Lobby -10m 1m")
+        await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    finally:
+        await running.stop()
+    (body,) = rhombus.splicing.requests
+    assert {"visibility": "PRIVATE"} == body["accessSettings"]
+    assert "is private in Rhombus, so I won't post it" in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
