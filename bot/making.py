@@ -22,7 +22,7 @@ from bot.made import MadeClip, MadeState
 from bot.making_views import CAMERA_BLOCK, ModalContext, camera_options, read_values, render_modal
 from bot.orders import EXAMPLE, Known, order_from_modal, order_from_text
 from bot.policy import Asker
-from bot.rhombus import RejectedError, RhombusError, Splice
+from bot.rhombus import RateLimitedError, RejectedError, RhombusError, Splice
 from bot.tracker import AlreadyFollowing, NotPosted
 from bot.when import WrongInput, describe_seconds, local_label, zone_of
 
@@ -263,6 +263,11 @@ class Making:
             made.state = MadeState.TOLD
             await self._made.save(made)
             await tell(f"Rhombus refused to make the clip: {quote_for_reason(str(error))[1:-1]}")
+            return False
+        except RateLimitedError as error:  # refused before anything was made
+            made.state = MadeState.TOLD
+            await self._made.save(made)
+            await tell(f"Rhombus is busy; try again in {max(1, round(error.retry_after))} s.")
             return False
         except RhombusError as error:
             # A timeout may come after Rhombus made the clip: the person must not retry blindly.

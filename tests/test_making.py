@@ -27,7 +27,7 @@ from bot.making_views import (
 from bot.runtime import Bot
 from bot.status_message import ACTION_CANCEL, ACTION_RETRY
 from bot.store import TrackingState
-from standins.rhombus import LOADING_DOCK_CAMERA, LOBBY_CAMERA, fails, stays
+from standins.rhombus import LOADING_DOCK_CAMERA, LOBBY_CAMERA, Fault, fails, stays
 from standins.slack_requests import (
     Origin,
     block_action,
@@ -430,3 +430,29 @@ async def test_a_private_clip_is_made_but_not_posted(make_settings, slack, rhomb
     assert {"visibility": "PRIVATE"} == body["accessSettings"]
     assert "is private in Rhombus, so I won't post it" in slack.ephemerals[0].text
     assert [] == status_messages(slack)
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (Fault("rate_limit", path=SPLICE, retry_after=7), "Rhombus is busy; try again in 7 s."),
+        (Fault("server_error", path=SPLICE, status=503), "may or may not have been made"),
+    ],
+)
+async def test_a_splice_rhombus_does_not_answer_is_explained(bot, slack, rhombus, fault, said):
+    """A 429 means nothing was made; a 503 may have made it, so the person is warned."""
+    rhombus.inject(fault)
+    await make(bot, slack, "Lobby -10m 1m")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert said in slack.ephemerals[0].text
+    assert [] == status_messages(slack)
+
+
+async def test_a_stale_trigger_tells_the_person_to_type_the_clip(bot, slack):
+    """views.open refusing the trigger (expired, unknown) is answered with the text form."""
+    await make(bot, slack, "")  # a trigger the stand-in never issued
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "couldn't open the form; type the clip instead" in slack.ephemerals[0].text
+    assert ["invalid_trigger_id"] == [c.error for c in slack.calls_to("views.open")]
