@@ -32,6 +32,7 @@ from standins.slack_requests import (
     Origin,
     block_action,
     block_suggestion,
+    send_over_socket,
     slash_command,
     view_submission,
 )
@@ -456,3 +457,26 @@ async def test_a_stale_trigger_tells_the_person_to_type_the_clip(bot, slack):
     await slack.wait_for(lambda s: len(s.ephemerals) == 1)
     assert "couldn't open the form; type the clip instead" in slack.ephemerals[0].text
     assert ["invalid_trigger_id"] == [c.error for c in slack.calls_to("views.open")]
+
+
+async def test_the_modal_over_socket_mode(make_settings, slack):
+    """Over Socket Mode the type-ahead and the field errors come back in the acknowledgement."""
+    running = await Bot.start(make_settings(slack_app_token="xapp-test-app-token-0123456789"))
+    try:
+        await slack.wait_for_socket_connection()
+        command = slash_command(
+            "new", response_url=slack.response_url(), trigger_id=slack.views.trigger()
+        )
+        await send_over_socket(slack, command)
+        await slack.wait_for(lambda s: len(s.views.opened) == 1)
+        view = slack.views.opened[0]
+        suggested = await send_over_socket(
+            slack, block_suggestion(CAMERA_ACTION, "lob", view=view, block_id=CAMERA_BLOCK)
+        )
+        refused = await send_over_socket(
+            slack, view_submission(view, values(None, "2025-01-01", "10:00", "1m"))
+        )
+    finally:
+        await running.stop()
+    assert ["Lobby · Headquarters"] == [o["text"]["text"] for o in suggested["payload"]["options"]]
+    assert {CAMERA_BLOCK: "Pick a camera from the list."} == refused["payload"]["errors"]
