@@ -480,3 +480,31 @@ async def test_the_modal_over_socket_mode(make_settings, slack):
         await running.stop()
     assert ["Lobby · Headquarters"] == [o["text"]["text"] for o in suggested["payload"]["options"]]
     assert {CAMERA_BLOCK: "Pick a camera from the list."} == refused["payload"]["errors"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (120, "Lobby -10m 3m", "at most 2 min in this organisation"),
+        (None, "Lobby -3h 61m", "at most 1 h in this organisation"),
+    ],
+)
+async def test_the_longest_clip_is_the_organisations(bot, slack, rhombus, case):
+    """The organisation's longest clip bounds the duration; 1 h when Rhombus gives no number."""
+    said_max, text, refusal = case
+    rhombus.splicing.max_duration = said_max
+    await make(bot, slack, text)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert refusal in slack.ephemerals[0].text
+
+
+async def test_the_default_title_is_the_camera_and_local_start(bot, slack, rhombus):
+    """Without a title the clip is named after its camera and start, in the person's zone."""
+    slack.views.people["U0ALICE"].tz = "Asia/Tokyo"
+    await make(bot, slack, "lobby 2026-01-02 03:04:05 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+
+    (body,) = rhombus.splicing.requests
+    assert "Lobby 2026-01-02 03:04:05" == body["title"]
+    assert datetime(2026, 1, 1, 18, 4, 5, tzinfo=UTC).timestamp() * 1000 == body["startTimeMillis"]
