@@ -133,6 +133,9 @@ class Making:
         if not text:
             await self._open_modal(asker, str(context.get("trigger_id") or ""), client, tell)
             return
+        if text.lower() in {"help", "-h", "--help", "?"}:
+            await tell(USAGE)
+            return
         try:
             known = await self._known(*await self._user_zone(client, asker.user_id))
             order = order_from_text(text, known)

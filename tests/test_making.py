@@ -154,6 +154,16 @@ async def test_each_refusal_names_the_wrong_part(bot, slack, rhombus, text, said
     assert ([], []) == (rhombus.splicing.requests, status_messages(slack))
 
 
+async def test_help_for_clip_new(bot, slack, rhombus):
+    """`/clip new help` shows how to use it, and `/clip help` mentions it."""
+    await make(bot, slack, "help")
+    await clip_command(bot, slack, "help")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 2)
+    assert all("/clip new &lt;camera&gt; &lt;start&gt;" in e.text for e in slack.ephemerals)
+    assert [] == rhombus.splicing.requests
+
+
 async def test_a_range_without_footage_is_refused(bot, slack, rhombus):
     """No recorded footage at all: refused, saying so; a partial gap goes on and is shown."""
     rhombus.splicing.presence[LOBBY_CAMERA] = []
