@@ -27,7 +27,7 @@ from bot.tracker import AlreadyFollowing, NotPosted
 from bot.when import WrongInput, describe_seconds, local_label, zone_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+    from collections.abc import Awaitable, Callable, MutableMapping
 
     from slack_bolt.async_app import AsyncAck, AsyncRespond
     from slack_bolt.context.async_context import AsyncBoltContext
@@ -79,7 +79,7 @@ class Making:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def shown(self) -> Mapping[str, MadeFromSlack]:
+    def shown(self) -> MutableMapping[str, MadeFromSlack]:
         """What each status message of a made clip says of it, by clip id."""
         return self._shown
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 from bot.clips import Ending
@@ -11,7 +13,7 @@ from bot.rhombus import RejectedError, RhombusError
 from bot.store import TrackingState
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import MutableMapping
 
     from slack_bolt.async_app import AsyncAck, AsyncRespond
 
@@ -29,7 +31,7 @@ class MadeButtons:
         self,
         tracker: Tracker,
         rhombus: RhombusClient,
-        made: Mapping[str, MadeFromSlack],
+        made: MutableMapping[str, MadeFromSlack],
         policy: Policy,
     ) -> None:
         self._tracker = tracker
@@ -82,6 +84,10 @@ class MadeButtons:
         except RhombusError as error:
             await _whisper(respond, unreachable(error))
             return
+        # Rhombus may still say FAILED for a moment: the message waits for it to catch up.
+        self._made[tracking.clip_id] = dataclasses.replace(
+            self._made[tracking.clip_id], retried_at=time.time()
+        )
         if not await self._tracker.follow_again(tracking):
             await _whisper(
                 respond, "Rhombus is making the clip again, but this message can't follow it."

@@ -101,12 +101,21 @@ class Verdict:
     delay: float | None = None  # poll next in this many seconds; None: at the regular interval
 
 
-def still_starting(answer: Answer, *, made_at: float | None, now: float) -> bool:
-    """Whether a refusal is of a clip made moments ago that Rhombus does not know yet."""
+def still_starting(
+    answer: Answer, *, made_at: float | None, now: float, retried_at: float | None = None
+) -> bool:
+    """Whether an answer is of a clip (re)made moments ago that Rhombus has not caught up with.
+
+    A clip made from Slack may be unknown for a moment after the splice; a retried one may still
+    read FAILED for a moment after retrySplice.
+    """
+    if isinstance(answer, Rejected):
+        return made_at is not None and 0 <= now - made_at < SPLICE_GRACE_SECONDS
     return (
-        isinstance(answer, Rejected)
-        and made_at is not None
-        and 0 <= now - made_at < SPLICE_GRACE_SECONDS
+        isinstance(answer, Clip)
+        and answer.ending is Ending.FAILED
+        and retried_at is not None
+        and 0 <= now - retried_at < SPLICE_GRACE_SECONDS
     )
 
 

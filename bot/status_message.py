@@ -69,6 +69,7 @@ class MadeFromSlack:
     made_at: float
     # Stretches of the range without recorded footage, as (start, end) epoch seconds.
     missing: tuple[tuple[int, int], ...] = ()
+    retried_at: float | None = None  # when someone last pressed Retry
 
 
 @dataclass(frozen=True)

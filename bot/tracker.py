@@ -322,8 +322,8 @@ class Tracker:
                 if answer is None:
                     return  # its first page is on its way
                 made = self._made.get(tracking.clip_id)
-                if still_starting(
-                    answer, made_at=made.made_at if made else None, now=self._clock()
+                if made is not None and still_starting(
+                    answer, made_at=made.made_at, now=self._clock(), retried_at=made.retried_at
                 ):
                     return
                 before = live.progress

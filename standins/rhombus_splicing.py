@@ -63,6 +63,7 @@ class Splicing:
     error_msg: str | None = None  # the next splices answer `error: true` with it
     unknown_for: float = 0.0  # seconds a new clip is unknown to getClipWithProgress
     script: Sequence[Step] | None = None  # how new clips progress (default: completes)
+    retry_script: Sequence[Step] | None = None  # how retried clips progress (default: completes)
     requests: list[dict[str, Any]] = field(default_factory=list)  # every spliceV3 body
     cancelled: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
@@ -165,7 +166,7 @@ class Splicing:
         if self.simulator.clip_json(clip_uuid).get("status") != "FAILED":
             return _answer("Only a failed clip can be retried")
         self.retried.append(clip_uuid)
-        self.simulator.restart_clip(clip_uuid)
+        self.simulator.restart_clip(clip_uuid, self.retry_script)
         return _answer()
 
     def _locations(self) -> dict[str, Any]:

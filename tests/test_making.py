@@ -27,7 +27,16 @@ from bot.making_views import (
 from bot.runtime import Bot
 from bot.status_message import ACTION_CANCEL, ACTION_RETRY
 from bot.store import TrackingState
-from standins.rhombus import LOADING_DOCK_CAMERA, LOBBY_CAMERA, Fault, fails, stays
+from standins.rhombus import (
+    LOADING_DOCK_CAMERA,
+    LOBBY_CAMERA,
+    RENDER_FAILED,
+    Fault,
+    Step,
+    completes,
+    fails,
+    stays,
+)
 from standins.slack_requests import (
     Origin,
     block_action,
@@ -257,6 +266,11 @@ async def test_cancel_ends_the_clip_and_says_who(bot, slack, rhombus):
 async def test_retry_follows_the_failed_clip_again_in_the_same_message(bot, slack, rhombus, clock):
     """On FAILED the message offers Retry; retrySplice, then the same message reaches Ready."""
     rhombus.splicing.script = fails(1)
+    # Rhombus still says FAILED for a moment after retrySplice, then makes the clip.
+    rhombus.splicing.retry_script = (
+        Step(0, "FAILED", RENDER_FAILED, 60),
+        *(step._replace(after_seconds=step.after_seconds + 2) for step in completes(3)),
+    )
     await make(bot, slack, "Lobby -10m 1m")
     await slack.wait_for(lambda s: len(status_messages(s)) == 1)
     (message,) = status_messages(slack)
@@ -267,11 +281,20 @@ async def test_retry_follows_the_failed_clip_again_in_the_same_message(bot, slac
     click = block_action(ACTION_RETRY, "x", message=message, response_url=slack.response_url())
     assert 200 == (await send(bot, click)).status_code
     await stored(bot, message, TrackingState.FOLLOWING)
+    polls = rhombus.calls["/api/event/getClipWithProgress"]
+    await wait_until(lambda: rhombus.calls["/api/event/getClipWithProgress"] >= polls + 3)
+    assert TrackingState.FOLLOWING == (await stored(bot, message)).state
     clock.advance(30)
     await slack.wait_for(lambda _: "Ready" in message.text)
 
     assert 1 == len(rhombus.splicing.retried)
     assert 1 == len(status_messages(slack))
+    await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 2)
+    failed, ready = slack.thread_replies("C0GENERAL", message.ts)
+    assert ("failed", "is ready") == (
+        "failed" if "failed" in failed.text else failed.text,
+        "is ready" if "is ready" in ready.text else ready.text,
+    )
 
 
 # --- The modal ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.budget import Backoff
-from bot.clips import Clip, Ending
+from bot.clips import Clip, ClipStatus, Ending
 from bot.progress import (
     UNREACHABLE_NOTICE,
     Answer,
@@ -259,3 +259,19 @@ def test_a_just_made_clip_rhombus_does_not_know_is_starting(
 ) -> None:
     """Only refusals, of a clip made from Slack, within a minute of the splice, are waited out."""
     assert expected == still_starting(answer, made_at=made_at, now=now)
+
+
+@pytest.mark.parametrize(
+    ("answer", "retried_at", "now", "expected"),
+    [
+        (Clip(status=ClipStatus.FAILED), 100.0, 110.0, True),
+        (Clip(status=ClipStatus.FAILED), 100.0, 161.0, False),
+        (Clip(status=ClipStatus.FAILED), None, 110.0, False),
+        (Clip(status=ClipStatus.UPLOADING), 100.0, 110.0, False),
+    ],
+)
+def test_a_retried_clip_still_failed_is_starting(
+    answer: Clip, retried_at: float | None, now: float, *, expected: bool
+) -> None:
+    """FAILED within a minute of pressing Retry is Rhombus catching up, not a second failure."""
+    assert expected == still_starting(answer, made_at=0.0, now=now, retried_at=retried_at)
