@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import date_token
 from bot.cameras import footage
 from bot.clips import AccessSettings, Clip, ClipStatus, Visibility, quote_for_reason
 from bot.made import MadeClip, MadeState
@@ -218,9 +219,9 @@ class Making:
                 return
             recorded = footage(windows, start_sec, wanted.duration_sec)
             if recorded.none:
+                when = date_token(start_sec) or f"{local_label(wanted.start, UTC)} UTC"
                 await tell(
-                    f"{quote_for_reason(camera.name)} recorded nothing from "
-                    f"{local_label(wanted.start, UTC)} UTC for "
+                    f"{quote_for_reason(camera.name)} recorded nothing from {when} for "
                     f"{describe_seconds(wanted.duration_sec)}, so Rhombus would make a clip of "
                     f"“video not available” frames. Pick another start, e.g. {EXAMPLE}."
                 )
@@ -294,10 +295,16 @@ class Making:
             clip = await self._rhombus.get_clip(clip_id)
         except RhombusError:
             clip = _starting(made, self._visibility)  # not known yet, moments after the splice
-        if clip.visibility is not Visibility.ORG_WIDE and not self._policy.post_restricted_clips:
+        # Rhombus may not state a new clip's visibility yet: it is what the bot asked for.
+        visibility = (
+            Visibility(self._visibility)
+            if clip.visibility is Visibility.UNKNOWN
+            else clip.visibility
+        )
+        if visibility is not Visibility.ORG_WIDE and not self._policy.post_restricted_clips:
             made.state = MadeState.POSTED
             await self._made.save(made)
-            seen_by = clip.visibility.value.replace("_", " ").lower()
+            seen_by = visibility.value.replace("_", " ").lower()
             await tell(
                 f"Rhombus is making clip `{clip_id}`. It is {seen_by} in Rhombus, so I won't post "
                 "it in the channel; find it in Rhombus's saved clips."

@@ -64,6 +64,7 @@ class Splicing:
     unknown_for: float = 0.0  # seconds a new clip is unknown to getClipWithProgress
     script: Sequence[Step] | None = None  # how new clips progress (default: completes)
     retry_script: Sequence[Step] | None = None  # how retried clips progress (default: completes)
+    states_visibility: bool = True  # False: new clips answer without accessSettings
     requests: list[dict[str, Any]] = field(default_factory=list)  # every spliceV3 body
     cancelled: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
@@ -110,6 +111,8 @@ class Splicing:
         visibility = access.get("visibility") if isinstance(access, dict) else None
         clip_uuid = self.simulator.new_clip_uuid()
 
+        unstated: dict[str, Any] = {} if self.states_visibility else {"accessSettings": None}
+
         def add() -> None:
             self.simulator.add_clip(
                 clip_uuid,
@@ -122,6 +125,7 @@ class Splicing:
                 description=body.get("description") or "",
                 timestampMs=start,
                 durationSec=duration,
+                **unstated,
             )
 
         if self.unknown_for > 0:

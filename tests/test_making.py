@@ -28,6 +28,7 @@ from bot.runtime import Bot
 from bot.status_message import ACTION_CANCEL, ACTION_RETRY
 from bot.store import TrackingState
 from standins.rhombus import (
+    CAMERA_STATES_PATH,
     LOADING_DOCK_CAMERA,
     LOBBY_CAMERA,
     RENDER_FAILED,
@@ -541,3 +542,23 @@ async def test_the_default_title_is_the_camera_and_local_start(bot, slack, rhomb
     (body,) = rhombus.splicing.requests
     assert "Lobby 2026-01-02 03:04:05" == body["title"]
     assert datetime(2026, 1, 1, 18, 4, 5, tzinfo=UTC).timestamp() * 1000 == body["startTimeMillis"]
+
+
+async def test_a_made_clip_without_stated_visibility_is_posted(bot, slack, rhombus):
+    """A new clip whose visibility Rhombus does not state yet has the one the bot asked for."""
+    rhombus.splicing.states_visibility = False
+    await make(bot, slack, "Lobby -10m 1m")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+
+    assert "accessSettings" not in rhombus.clip_json(rhombus.clip_uuids[-1])
+    assert [] == slack.ephemerals
+
+
+async def test_rhombus_down_before_the_splice_is_explained(bot, slack, rhombus):
+    """The camera list unavailable: the person is told to try again; nothing is made."""
+    rhombus.inject(Fault("server_error", path=CAMERA_STATES_PATH, status=503, times=-1))
+    await make(bot, slack, "Lobby -10m 1m")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "Rhombus is unreachable right now; try again in a minute." == slack.ephemerals[0].text
+    assert [] == rhombus.splicing.requests
