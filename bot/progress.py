@@ -22,8 +22,9 @@ NOTICE_LIMIT = 500  # the notice column's size
 MAX_BACKOFF_SECONDS = 300.0
 # Each poll without progress waits this much longer than the one before (up to the maximum).
 STALL_FACTOR = 1.5
-# How long after a splice Rhombus may still not know the clip it returned: the official Java
-# example polls until the saved clip appears (NEXT.md §1), so it is starting, not gone.
+# How long after a splice Rhombus may still not know the clip it returned: Rhombus's own Java
+# example (rhombus-api-examples-java, EmbedRhombusFootageInExternalApplication.java) polls
+# until the saved clip appears, so it is starting, not gone.
 SPLICE_GRACE_SECONDS = 60.0
 
 
