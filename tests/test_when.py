@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.cameras import (
     Ambiguous,
@@ -17,6 +19,7 @@ from bot.cameras import (
     find_camera,
     footage,
 )
+from bot.orders import Known, order_from_text
 from bot.when import (
     Range,
     WrongInput,
@@ -180,3 +183,25 @@ def test_footage(windows, missing):
     """The seconds of a range that no presence window covers."""
     found = footage([TimeWindow(start_seconds=s, duration_seconds=d) for s, d in windows], 10, 60)
     assert missing == found.missing
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from([*'0123456789:-+TZ hmsago"“”LobyDck \t<>&`.', "\u202e"]),
+        max_size=40,
+    )
+)
+def test_any_text_is_an_order_or_a_named_refusal(text):
+    """Whatever is typed after `/clip new`, the answer is an order or a refusal naming a part."""
+    known = Known(CAMERAS, 3600, NOW, AUCKLAND)
+    try:
+        order = order_from_text(text, known)
+    except WrongInput as wrong:
+        refused = wrong
+    else:
+        assert 1 <= order.range.duration_sec <= 3600
+        assert order.range.end <= NOW
+        return
+    assert refused.part in {"camera", "start", "duration"}
+    assert str(refused)
