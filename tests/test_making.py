@@ -46,6 +46,7 @@ from standins.slack_requests import (
     slash_command,
     view_submission,
 )
+from tests.contract.openapi import validate_exchange
 from tests.helpers import (
     clip_command,
     finished,
@@ -98,6 +99,8 @@ async def test_a_clip_is_made_and_followed_like_any_other(bot, slack, rhombus, c
     assert "Ready" in message.text
     assert 1 == len(slack.thread_replies("C0GENERAL", message.ts))
     assert [] == slack.ephemerals
+    for exchange in rhombus.exchanges:  # every call the bot made, as Rhombus's spec has it
+        validate_exchange(exchange)
 
 
 @pytest.mark.parametrize(
