@@ -15,8 +15,17 @@ from bot.home_view import ACTION_FOLLOW as ACTION_HOME_FOLLOW
 from bot.home_view import ACTION_MORE as ACTION_HOME_MORE
 from bot.home_view import ACTION_OPEN as ACTION_HOME_OPEN
 from bot.home_view import FOLLOW_MODAL
+from bot.making import USAGE as MAKING_USAGE
+from bot.making_buttons import MadeButtons
+from bot.making_views import CAMERA_ACTION, MODAL_CALLBACK
 from bot.policy import Asker, Policy
-from bot.status_message import ACTION_OPEN, ACTION_REFRESH, ACTION_STOP
+from bot.status_message import (
+    ACTION_CANCEL,
+    ACTION_OPEN,
+    ACTION_REFRESH,
+    ACTION_RETRY,
+    ACTION_STOP,
+)
 from bot.unfurl_view import ACTION_UNFURL_OPEN
 
 if TYPE_CHECKING:
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.making import Making
     from bot.rhombus import RhombusClient
     from bot.store import Store
     from bot.tracker import Tracker
@@ -56,6 +66,7 @@ def usage(max_clips: int) -> str:
         "• `/clip help` shows this.\n"
         "• On a message that mentions clips, use the *Follow Rhombus clip* shortcut "
         "(the ⋮ menu) to follow them in its thread.\n"
+        f"• {MAKING_USAGE}\n"
         "• The bot's *Home* tab lists the clips you follow and the organisation's recent "
         "clips; Rhombus links pasted in a message show the clip's status."
     )
@@ -70,15 +81,20 @@ def register_listeners(  # noqa: PLR0913
     store: Store,
     home_settings: HomeSettings,
     unfurls: Unfurls,
+    making: Making | None = None,
 ) -> Home:
     """Attach every listener of the bot to the Bolt app; the Home, for shutdown to close."""
     following = Following(tracker, rhombus, policy)
     channel_clips = ChannelClips(tracker, store)
-    command = ClipCommand(
-        policy,
-        forms={"list": channel_clips.list_here, "stop": channel_clips.stop_here},
-        follow=following.follow_text,
-    )
+    forms: dict[str, Form] = {"list": channel_clips.list_here, "stop": channel_clips.stop_here}
+    if making is not None:
+        forms["new"] = making.new_text
+        app.view(MODAL_CALLBACK)(making.submit_modal)
+        app.options(CAMERA_ACTION)(making.camera_options)
+        buttons = MadeButtons(tracker, rhombus, making.shown, policy)
+        app.action(ACTION_CANCEL)(buttons.cancel)
+        app.action(ACTION_RETRY)(buttons.retry)
+    command = ClipCommand(policy, forms=forms, follow=following.follow_text)
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)
     app.action(ACTION_REFRESH)(following.refresh_button)
@@ -142,6 +158,8 @@ class ClipCommand:
             return
         word, _, rest = text.partition(" ")
         form = self._forms.get(word.lower())
+        # A form may open a modal, which needs the command's trigger (valid for 3 s).
+        context["trigger_id"] = command.get("trigger_id")
         if form is None:
             await self._follow(asker, text, respond, context)
         else:

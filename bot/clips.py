@@ -69,6 +69,7 @@ class Ending(StrEnum):
     GAVE_UP = "GAVE_UP"  # no progress for too long
     UNREACHABLE = "UNREACHABLE"  # Rhombus could not be reached for too long
     NOT_FOUND = "NOT_FOUND"  # Rhombus kept answering that it has no such clip
+    CANCELLED = "CANCELLED"  # someone cancelled a clip made from Slack
     # The message can no longer be shown to anyone.
     MESSAGE_GONE = "message_gone"  # deleted, or its channel archived or left
     UNINSTALLED = "uninstalled"  # the app's install in the workspace is gone

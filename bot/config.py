@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     home_refresh_seconds: float = Field(default=10.0, ge=0.1, le=3600)
     allowed_channel_ids: Annotated[frozenset[str], NoDecode] = frozenset()
     allowed_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Who may make clips with `/clip new` (unset: everyone who may use /clip), and who sees them.
+    clip_creators: Annotated[frozenset[str], NoDecode] = frozenset()
+    clip_visibility: Literal["PRIVATE", "ROLE_RESTRICTED", "ORG_WIDE"] = "ORG_WIDE"
     host: str = "0.0.0.0"  # noqa: S104  # a container's port is only reachable on all interfaces
     port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -95,7 +98,7 @@ class Settings(BaseSettings):
         except ValidationError as error:
             raise ConfigError(_describe(error)) from None
 
-    @field_validator("allowed_channel_ids", "allowed_user_ids", mode="before")
+    @field_validator("allowed_channel_ids", "allowed_user_ids", "clip_creators", mode="before")
     @classmethod
     def _id_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -107,7 +110,7 @@ class Settings(BaseSettings):
             return ids
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "clip_visibility", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value

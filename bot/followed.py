@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.clips import Clip
 from bot.progress import Progress
-from bot.status_message import StatusView
+from bot.status_message import MadeFromSlack, StatusView
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -67,13 +67,14 @@ class Followed:
         tracking.reached_at = progress.reached_at
 
 
-def status_view(
+def status_view(  # noqa: PLR0913  # everything a message shows
     tracking: Tracking,
     clip: Clip | None,
     cameras: Mapping[str, str],
     *,
     give_up_after: float,
     console_url: str,
+    made: MadeFromSlack | None = None,
 ) -> StatusView:
     """Everything the tracking's status message shows, as stored in its row."""
     return StatusView(
@@ -89,6 +90,7 @@ def status_view(
         give_up_minutes=max(1, round(give_up_after / 60)),
         notice=tracking.notice,
         console_url=console_url,
+        made=made,
     )
 
 

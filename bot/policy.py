@@ -23,6 +23,7 @@ class Policy:
     post_restricted_clips: bool = False
     allowed_channels: frozenset[str] = frozenset()
     allowed_users: frozenset[str] = frozenset()
+    creators: frozenset[str] = frozenset()  # who may make clips; empty: whoever may use /clip
 
     def refusal(self, asker: Asker) -> str | None:
         """Why the person may not use the bot there, or None when they may."""
@@ -35,5 +36,14 @@ class Policy:
             return (
                 "Sorry, you're not on the list of people who can follow Rhombus clips. "
                 "Ask your Slack admin."
+            )
+        return None
+
+    def creation_refusal(self, asker: Asker) -> str | None:
+        """Why the person may not make clips with `/clip new`, or None when they may."""
+        if self.creators and asker.user_id not in self.creators:
+            return (
+                "Sorry, you're not on the list of people who can make Rhombus clips from Slack. "
+                "Ask your Slack admin; you can still follow clips with `/clip <clip id>`."
             )
         return None

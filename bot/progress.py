@@ -23,6 +23,10 @@ NOTICE_LIMIT = 500  # the notice column's size
 MAX_BACKOFF_SECONDS = 300.0
 # Each poll without progress waits this much longer than the one before (up to the maximum).
 STALL_FACTOR = 1.5
+# How long after a splice Rhombus may still not know the clip it returned: Rhombus's own Java
+# example (rhombus-api-examples-java, EmbedRhombusFootageInExternalApplication.java) polls
+# until the saved clip appears, so it is starting, not gone.
+SPLICE_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,24 @@ class Verdict(NamedTuple):
     changed: bool  # what the message shows changed: render, store, edit
     ending: Ending | None = None
     delay: float | None = None  # poll next in this many seconds; None: at the regular interval
+
+
+def still_starting(
+    answer: Answer, *, made_at: float | None, now: float, retried_at: float | None = None
+) -> bool:
+    """Whether an answer is of a clip (re)made moments ago that Rhombus has not caught up with.
+
+    A clip made from Slack may be unknown for a moment after the splice; a retried one may still
+    read FAILED for a moment after retrySplice.
+    """
+    if isinstance(answer, Rejected):
+        return made_at is not None and 0 <= now - made_at < SPLICE_GRACE_SECONDS
+    return (
+        isinstance(answer, Clip)
+        and answer.ending is Ending.FAILED
+        and retried_at is not None
+        and 0 <= now - retried_at < SPLICE_GRACE_SECONDS
+    )
 
 
 def judge(

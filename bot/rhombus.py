@@ -14,7 +14,12 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from bot.budget import Priority, TokenBucket
-from bot.clips import ApiModel, Clip, Lenient
+from bot.cameras import (  # noqa: TC001  # pydantic reads annotations at runtime
+    CameraLocation,
+    CameraState,
+    TimeWindow,
+)
+from bot.clips import ApiModel, Clip, Lenient, is_clip_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -84,6 +89,39 @@ class _Camera(ApiModel):
 
 class _CamerasAnswer(ApiModel):
     camera_states: list[_Camera] | None = None
+
+
+class _CameraStatesAnswer(ApiModel):
+    camera_states: list[CameraState] | None = None
+
+
+class _CameraLocationsAnswer(ApiModel):
+    camera_location_map: dict[str, CameraLocation] | None = None
+
+
+class _MaxSpliceAnswer(ApiModel):
+    max_duration: Lenient[int] = None
+
+
+class _PresenceAnswer(ApiModel):
+    presence_windows: dict[str, list[TimeWindow] | None] | None = None
+
+
+class _SpliceAnswer(ApiModel):
+    clip_uuid: Lenient[str] = None
+    clip_uuid_list: Lenient[list[Lenient[str]]] = None
+
+
+@dataclass(frozen=True)
+class Splice:
+    """What spliceV3 is asked to make: one camera's footage as a saved clip."""
+
+    devices: list[str]  # facet uuids: `<camera>.v0`, and `<camera>.a0` for audio
+    start_ms: int
+    duration_sec: int
+    title: str
+    description: str
+    visibility: str
 
 
 @dataclass(frozen=True)
@@ -282,6 +320,75 @@ class RhombusClient:
             raise UnavailableError(
                 f"Rhombus could not be reached for {name} ({type(error).__name__})"
             ) from error
+
+    # --- Making clips -------------------------------------------------------------------------
+
+    async def camera_states(self) -> list[CameraState]:
+        """Every camera of the organisation, archived ones left out (getMinimalCameraStateList)."""
+        answer = await self._request(
+            "/api/camera/getMinimalCameraStateList",
+            {"includeMummified": False},
+            priority=Priority.LOOKUP,
+        )
+        return _parse(_CameraStatesAnswer, answer, "getMinimalCameraStateList").camera_states or []
+
+    async def camera_locations(self) -> dict[str, CameraLocation]:
+        """Camera uuid -> its name and location's name (getMinimalCameraLocationMap)."""
+        answer = await self._request(
+            "/api/camera/getMinimalCameraLocationMap", {}, priority=Priority.LOOKUP
+        )
+        parsed = _parse(_CameraLocationsAnswer, answer, "getMinimalCameraLocationMap")
+        return parsed.camera_location_map or {}
+
+    async def max_splice_duration(self) -> int | None:
+        """The longest clip the organisation may make, in seconds, if Rhombus says."""
+        answer = await self._request(
+            "/api/video/getMaxSpliceDuration", {}, priority=Priority.LOOKUP
+        )
+        return _parse(_MaxSpliceAnswer, answer, "getMaxSpliceDuration").max_duration
+
+    async def presence_windows(
+        self, camera_uuid: str, start_sec: int, duration_sec: int
+    ) -> list[TimeWindow]:
+        """The stretches of recorded footage (cloud or local) of a camera within a range."""
+        body = {"cameraUuid": camera_uuid, "startTimeSec": start_sec, "durationSec": duration_sec}
+        answer = await self._request(
+            "/api/camera/getPresenceWindows", body, priority=Priority.LOOKUP
+        )
+        kinds = _parse(_PresenceAnswer, answer, "getPresenceWindows").presence_windows or {}
+        return [window for windows in kinds.values() for window in windows or ()]
+
+    async def splice(self, wanted: Splice) -> str:
+        """Make a saved clip (spliceV3); its uuid. RejectedError carries Rhombus's errorMsg."""
+        body = {
+            "deviceUuids": wanted.devices,
+            "startTimeMillis": wanted.start_ms,
+            "durationSec": wanted.duration_sec,
+            "title": wanted.title,
+            "description": wanted.description,
+            "saveToConsole": True,
+            "accessSettings": {"visibility": wanted.visibility},
+        }
+        answer = await self._request("/api/video/spliceV3", body, priority=Priority.LOOKUP)
+        parsed = _parse(_SpliceAnswer, answer, "spliceV3")
+        # Rhombus's React SDK reads `clipUuid ?? clipUuidList[0]` (rhombusClip.ts).
+        candidates: list[str | None] = [parsed.clip_uuid, *(parsed.clip_uuid_list or ())]
+        found = next((uuid for uuid in candidates if uuid and is_clip_id(uuid)), None)
+        if found is None:
+            raise BadResponseError("Rhombus answered spliceV3 without a clip uuid")
+        return found
+
+    async def cancel_splice(self, clip_uuid: str) -> None:
+        """Stop making a clip (cancelSpliceV2)."""
+        await self._request(
+            "/api/video/cancelSpliceV2", {"clipUuid": clip_uuid}, priority=Priority.LOOKUP
+        )
+
+    async def retry_splice(self, clip_uuid: str) -> None:
+        """Make a failed clip again (retrySplice)."""
+        await self._request(
+            "/api/video/retrySplice", {"clipUuid": clip_uuid}, priority=Priority.LOOKUP
+        )
 
     async def _request(
         self, path: str, body: dict[str, Any], *, priority: Priority

@@ -17,8 +17,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_app, register_listeners
 from bot.delivery import Deliveries, DeliverySettings
 from bot.delivery_rows import DeliveryRows
+from bot.directory import Directory
 from bot.feed import ClipFeed
 from bot.home import Home, HomeSettings
+from bot.made import MadeClips
+from bot.making import Making
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
     from bot.config import Settings
+    from bot.status_message import MadeFromSlack
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ class Bot:
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
+    making: Making | None = None
     deliveries: Deliveries | None = None
     files: SlackFiles | None = None
     server: Server = field(init=False)
@@ -106,6 +111,7 @@ class Bot:
             if settings.deliver_video or settings.deliver_thumbnail
             else None
         )
+        made_shown: dict[str, MadeFromSlack] = {}
         tracker = Tracker(
             store=store,
             rhombus=rhombus,
@@ -121,6 +127,7 @@ class Bot:
                 console_url=settings.console_url,
             ),
             deliveries=deliveries,
+            made=made_shown,
         )
         signing_secret = (
             None
@@ -139,16 +146,28 @@ class Bot:
             interval=settings.poll_interval_seconds,
             give_up_after=settings.give_up_minutes * 60,
         )
+        policy = Policy(
+            max_clips=settings.max_clips_per_command,
+            post_restricted_clips=settings.post_restricted_clips,
+            allowed_channels=settings.allowed_channel_ids,
+            allowed_users=settings.allowed_user_ids,
+            creators=settings.clip_creators,
+        )
+        making = Making(
+            tracker=tracker,
+            rhombus=rhombus,
+            directory=Directory(rhombus),
+            policy=policy,
+            made_clips=MadeClips(store),
+            shown=made_shown,
+            slack=slack,
+            visibility=settings.clip_visibility,
+        )
         home = register_listeners(
             app,
             tracker,
             rhombus,
-            Policy(
-                max_clips=settings.max_clips_per_command,
-                post_restricted_clips=settings.post_restricted_clips,
-                allowed_channels=settings.allowed_channel_ids,
-                allowed_users=settings.allowed_user_ids,
-            ),
+            policy,
             store=store,
             home_settings=HomeSettings(
                 console_url=settings.console_url,
@@ -156,6 +175,7 @@ class Bot:
                 min_interval=settings.home_refresh_seconds,
             ),
             unfurls=unfurls,
+            making=making,
         )
         bot = cls(
             settings=settings,
@@ -169,6 +189,7 @@ class Bot:
             unfurls=unfurls,
             deliveries=deliveries,
             files=files,
+            making=making,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -178,7 +199,9 @@ class Bot:
             )
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        await making.load()  # before any status message of a made clip is rendered
         await tracker.resume(settle=_freeze_start_up)
+        await making.resume()  # after: a message the tracker recovered is not posted again
         await unfurls.resume()
         if deliveries is not None:
             await deliveries.resume()
@@ -210,6 +233,8 @@ class Bot:
         if self.unfurls is not None:
             self.unfurls.close()
         await self.server.finish(grace)
+        if self.making is not None:
+            await self.making.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         if self.home is not None:
             await self.home.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))

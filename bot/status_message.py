@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 ACTION_REFRESH = "clip_refresh"
 ACTION_STOP = "clip_stop"
 ACTION_OPEN = "clip_open"
+ACTION_CANCEL = "clip_cancel"
+ACTION_RETRY = "clip_retry"
 
 DEFAULT_CONSOLE_URL = "https://console.rhombussystems.com"
 
@@ -57,6 +59,20 @@ _MAX_MINUTES = 10**6
 
 
 @dataclass(frozen=True)
+class MadeFromSlack:
+    """A clip the bot made with `/clip new`: who asked, from which camera, which footage."""
+
+    creator: str
+    camera: str
+    start: int  # epoch seconds
+    duration_sec: int
+    made_at: float
+    # Stretches of the range without recorded footage, as (start, end) epoch seconds.
+    missing: tuple[tuple[int, int], ...] = ()
+    retried_at: float | None = None  # when someone last pressed Retry
+
+
+@dataclass(frozen=True)
 class StatusView:
     """Everything the status message shows; rendering reads nothing else (not even the clock)."""
 
@@ -72,6 +88,7 @@ class StatusView:
     give_up_minutes: int | None = None
     notice: str | None = None
     console_url: str = DEFAULT_CONSOLE_URL
+    made: MadeFromSlack | None = None
 
 
 def clip_link(clip: Clip | None, console_url: str = DEFAULT_CONSOLE_URL) -> str:
@@ -102,6 +119,7 @@ def render_status(view: StatusView) -> RenderedMessage:
         # After the end a notice such as "retrying" is stale; NOT_FOUND shows it as its reason.
         blocks.append(context([plain(f"⚠️ {notice}")]))
     blocks.extend(_details(view))
+    blocks.extend(_made_lines(view.made))
     blocks.append(_actions(view))
 
     summary = " · ".join(
@@ -212,12 +230,15 @@ def _progress(clip: Clip, percent: int | None) -> _Line:
     return _Line(line, summary)
 
 
-def _ending_line(view: StatusView) -> _EndingLine | None:
+def _ending_line(view: StatusView) -> _EndingLine | None:  # noqa: PLR0911  # one per ending
     """Why following stopped, for the endings the status line does not already say."""
     minutes = _minutes(view.give_up_minutes)
     if view.ending is Ending.STOPPED:
         by = f" — stopped by <@{view.stopped_by}>" if is_user_id(view.stopped_by) else ""
         return _EndingLine(mrkdwn(f"⏹️ Stopped following{by}"), "Stopped following")
+    if view.ending is Ending.CANCELLED:
+        by = f" by <@{view.stopped_by}>" if is_user_id(view.stopped_by) else ""
+        return _EndingLine(mrkdwn(f"🚫 Cancelled{by}"), "Cancelled")
     if view.ending is Ending.GAVE_UP:
         said = f"Stopped following: no progress for {minutes}" if minutes else "Stopped following"
         return _EndingLine(plain(f"⏸️ {said}"), said)
@@ -385,7 +406,44 @@ def _actions(view: StatusView) -> JsonBlock:
                 }
             }
         )
+    if view.made is not None:
+        elements.extend(_made_buttons(view))
     return {"type": "actions", "elements": elements}
+
+
+def _made_buttons(view: StatusView) -> list[JsonBlock]:
+    """Cancel while a made clip is not final; Retry once it failed."""
+    value = view.clip_id[:BUTTON_VALUE_LIMIT]
+    if view.ending is None and not (view.clip is not None and view.clip.is_final):
+        confirm = {
+            "title": plain("Cancel this clip?"),
+            "text": plain("Rhombus stops making the clip, and this message stops following it."),
+            "confirm": plain("Cancel clip"),
+            "deny": plain("Keep making it"),
+            "style": "danger",
+        }
+        return [button("Cancel", ACTION_CANCEL, value=value, style="danger") | {"confirm": confirm}]
+    if _outcome(view) is Ending.FAILED:
+        return [button("Retry", ACTION_RETRY, value=value)]
+    return []
+
+
+def _made_lines(made: MadeFromSlack | None) -> list[JsonBlock]:
+    """Who made the clip from Slack, from which camera and footage, and what has no footage."""
+    if made is None:
+        return []
+    by = f"<@{made.creator}>" if is_user_id(made.creator) else "someone"
+    camera = escape_mrkdwn(one_line(made.camera, _CAMERA_NAME_LIMIT))
+    start = date_token(made.start) or str(made.start)
+    length = _duration(made.duration_sec) or f"{made.duration_sec} s"
+    lines = [mrkdwn(f"🎬 Made from Slack by {by} · {camera} · from {start} for {length}")]
+    if made.missing:
+        gaps = ", ".join(
+            f"{date_token(first) or first} for {_duration(last - first) or '?'}"
+            for first, last in made.missing[:5]
+        )
+        lines.append(mrkdwn(truncate(f"⚠️ No recorded footage: {gaps}", SECTION_TEXT_LIMIT)))
+    return [context(lines)]
 
 
 def _open_button(view: StatusView, *, primary: bool) -> JsonBlock:

@@ -279,6 +279,17 @@ class Store:
         except (SQLAlchemyError, OSError) as error:
             raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
 
+    async def reopen(self, tracking: Tracking) -> bool:
+        """Write a finished tracking that follows again; False if its clip is followed there."""
+        values = {f"new_{column.key}": getattr(tracking, column.key) for column in _COLUMNS}
+        values["tracking_id"] = tracking.id
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(_UPDATE, [values])
+        except IntegrityError:
+            return False
+        return True
+
     async def delete(self, tracking_id: str) -> None:
         """Forget a tracking (its status message was never posted)."""
         async with self._sessions.begin() as session:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from bot.clips import Clip, Ending
 from bot.followed import Followed, dump_clip, status_view
 from bot.jobs import PollingJobs, in_slices
-from bot.progress import Answer, Pacing, Rejected, Unreachable, judge
+from bot.progress import Answer, Pacing, Rejected, Unreachable, judge, still_starting
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
 from bot.status_message import DEFAULT_CONSOLE_URL, render_final_reply, render_status
@@ -27,7 +27,7 @@ from bot.store import DuplicateTrackingError, Tracking, TrackingState
 from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
-    from bot.status_message import StatusView
+    from bot.status_message import MadeFromSlack, StatusView
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class Tracker:
         settings: TrackerSettings,
         clock: Callable[[], float] = time.time,
         deliveries: Deliveries | None = None,
+        made: Mapping[str, MadeFromSlack] | None = None,
     ) -> None:
         self._store = store
         self._deliveries = deliveries  # None: no video, the thread reply is text
@@ -88,6 +89,8 @@ class Tracker:
         self._jobs = PollingJobs(scheduler, settings.pacing.interval, self.poll)
         self._settings = settings
         self._clock = clock
+        # Clips made from Slack (`/clip new`), by clip id: their messages say so.
+        self._made: Mapping[str, MadeFromSlack] = {} if made is None else made
         # Every tracking with a polling job; its polls touch the database only on change.
         self._live: dict[str, Followed] = {}
         self._closing = False
@@ -259,7 +262,7 @@ class Tracker:
         self._jobs.add(tracking_id, after=0.0)
         return True
 
-    async def stop(self, tracking_id: str, user_id: str) -> bool:
+    async def stop(self, tracking_id: str, user_id: str, ending: Ending = Ending.STOPPED) -> bool:
         """Stop following at someone's request; False when it had already stopped."""
         live = self._live.get(tracking_id)
         if live is None:
@@ -268,7 +271,7 @@ class Tracker:
             tracking = live.tracking
             if tracking.state != TrackingState.FOLLOWING:
                 return False
-            tracking.ending = Ending.STOPPED
+            tracking.ending = ending
             tracking.stopped_by = user_id
             live.progress = live.progress._replace(changed_at=self._clock())
             await self._deliver(live)
@@ -278,6 +281,31 @@ class Tracker:
         """The tracking as its polls know it now; a stored row can lag one write batch behind."""
         live = self._live.get(tracking.id)
         return live.tracking if live is not None else tracking
+
+    async def follow_again(self, tracking: Tracking) -> bool:
+        """Follow a finished tracking's clip again in the same message (a retried splice).
+
+        False when it is still followed, or its clip is followed in that channel by another.
+        """
+        if tracking.id in self._live or tracking.state != TrackingState.FINISHED:
+            return False
+        if tracking.ending is not None and not tracking.ending.is_shown:
+            return False
+        now = self._clock()
+        tracking.state = TrackingState.FOLLOWING
+        tracking.ending = None
+        tracking.stopped_by = None
+        tracking.final_reply_sent = False
+        tracking.finished_at = None
+        tracking.notice = None
+        tracking.fingerprint = None  # the next poll edits the message to the present
+        tracking.changed_at = tracking.progress_at = tracking.reached_at = now
+        if not await self._store.reopen(tracking):
+            return False
+        self._adopt(Followed.resume(tracking))
+        self._jobs.add(tracking.id, after=0.0)
+        logger.info("following tracking %s again", tracking.id, extra=tracking.log_context)
+        return True
 
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
@@ -304,6 +332,11 @@ class Tracker:
                     raise
                 if answer is None:
                     return  # its first page is on its way
+                made = self._made.get(tracking.clip_id)
+                if made is not None and still_starting(
+                    answer, made_at=made.made_at, now=self._clock(), retried_at=made.retried_at
+                ):
+                    return
                 before = live.progress
                 verdict = judge(
                     before,
@@ -473,6 +506,7 @@ class Tracker:
             cameras,
             give_up_after=self._settings.pacing.give_up_after,
             console_url=self._settings.console_url,
+            made=self._made.get(tracking.clip_id),
         )
 
     def _changed(self, tracking: Tracking) -> None:

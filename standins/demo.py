@@ -27,6 +27,7 @@ _DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
 _LINK = re.compile(r"<https?://[^|>]*\|([^>]*)>")
 _TIMEOUT_SECONDS = 180.0
+_MADE_CLIP = 'new "Loading Dock" -5m 1m Forklift at the dock'
 
 
 async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
@@ -60,6 +61,9 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
                 for clip_id in DEMO_CLIPS:
                     out.write(f"@alice in #general: /clip {clip_id}\n")
                     await _type_command(bot.port, f"{clip_id}", slack.response_url())
+                # And one clip made from a camera, as someone in the channel would ask for it.
+                out.write(f"@alice in #general: /clip {_MADE_CLIP}\n")
+                await _type_command(bot.port, _MADE_CLIP, slack.response_url())
                 # Once the status messages are out, ask what the channel follows.
                 await _wait_for_posts(slack, len(DEMO_CLIPS) - 1)
                 out.write("\n@alice in #general: /clip list\n")

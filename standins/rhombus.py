@@ -67,6 +67,12 @@ from typing import (
 from aiohttp import web
 
 from bot.clips import CLIP_ID_PATTERN
+from standins.rhombus_splicing import (
+    EMPTY_BODY_PATHS,
+    SPLICING_PATHS,
+    MalformedSpliceError,
+    Splicing,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -497,6 +503,9 @@ class RhombusSimulator:
         self._epoch_offset = (time.time() if epoch is None else epoch) - clock()
         self._clips: dict[str, _Clip] = {}
         self._cameras: dict[str, str | None] = dict(DEFAULT_CAMERAS)
+        self._camera_fields: dict[str, dict[str, object]] = {}  # fields set by set_camera
+        # spliceV3 and what goes with it (standins/rhombus_splicing.py).
+        self.splicing = Splicing(self)
         self._faults: list[_ArmedFault] = []
         self._bucket = (
             None
@@ -626,6 +635,27 @@ class RhombusSimulator:
         """Add (or rename) a camera; `camera_uuid` is a bare RUUID, without facet."""
         self._cameras[_checked_ruuid(camera_uuid, "camera uuid")] = name
 
+    def set_camera(self, camera_uuid: str, **state: object) -> None:
+        """Set spec-named camera state fields (`mummified=True`, `connectionStatus="RED"`)."""
+        self._camera_fields.setdefault(_checked_ruuid(camera_uuid, "camera uuid"), {}).update(state)
+
+    def camera_names(self) -> dict[str, str | None]:
+        """Camera uuid -> name, for every camera."""
+        return dict(self._cameras)
+
+    def new_clip_uuid(self) -> str:
+        """A uuid no clip has."""
+        return self._new_ruuid()
+
+    def restart_clip(self, clip_uuid: str, script: Sequence[Step] | None = None) -> None:
+        """Start a clip's script (default: `completes`) again from now, as a retried splice."""
+        clip = self._clip(clip_uuid)
+        clip.script = _check_script(completes(self.step_seconds) if script is None else script)
+        clip.added_at = self.clock()
+        clip.held = {}
+        for key in ("status", "currentOperation", "percentComplete"):
+            clip.fields.pop(key, None)
+
     # --- Faults
 
     @property
@@ -658,7 +688,7 @@ class RhombusSimulator:
             return await self._record(request, handler)
 
         application = web.Application(middlewares=[record], client_max_size=self._max_body_bytes)
-        for path in API_PATHS:
+        for path in (*API_PATHS, *SPLICING_PATHS):
             application.router.add_post(path, self._serve)
         application.router.add_get(MEDIA_PATH, self._serve_media)
         return application
@@ -755,7 +785,14 @@ class RhombusSimulator:
             await asyncio.sleep(fault.delay)
         return None
 
-    def _respond(self, path: str, raw: bytes) -> web.Response:
+    def _respond(self, path: str, raw: bytes) -> web.Response:  # noqa: PLR0911  # one per path
+        self.splicing.settle()
+        if path in SPLICING_PATHS:
+            try:
+                body = _parse_object(raw, empty_ok=path in EMPTY_BODY_PATHS)
+                return _json(200, self.splicing.answer(path, body))
+            except (_MalformedError, MalformedSpliceError):
+                return _json(500, {"msg": MALFORMED_MSG})
         try:
             body = _parse_object(raw, empty_ok=path == CAMERA_STATES_PATH)
             if path == GET_CLIP_PATH:
@@ -834,8 +871,13 @@ class RhombusSimulator:
         return _json(200, _answer(savedClips=clips, pageToken=next_token))
 
     def _camera_states(self, body: dict[str, Any]) -> web.Response:
-        _optional(body, "includeMummified", bool)
-        states = [_camera_state(uuid, name) for uuid, name in self._cameras.items()]
+        mummified = bool(_optional(body, "includeMummified", bool))
+        states = [
+            {**_camera_state(uuid, name), **self._camera_fields.get(uuid, {})}
+            for uuid, name in self._cameras.items()
+        ]
+        if not mummified:
+            states = [state for state in states if not state.get("mummified")]
         return _json(200, _answer(cameraStates=states))
 
     async def _serve_media(self, request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
+from standins.slack_views import Views
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
@@ -40,6 +42,7 @@ DEFAULT_SCOPES: Final = frozenset(
         "groups:history",
         "files:write",
         "files:read",
+        "users:read",
     }
 )
 
@@ -263,6 +266,8 @@ class SlackSimulator:
         self.socket_messages: list[Json] = []  # everything the app sent over Socket Mode
         self.socket_connections_total = 0  # every connection ever accepted, open or closed
         self.on_call: Callable[[Call], None] | None = None
+        # Modals and people: views.open with trigger ids, users.info (standins/slack_views.py).
+        self.views = Views()
         self._methods: dict[str, _Method] = {
             "auth.test": _Method(self._auth_test),
             "apps.connections.open": _Method(self._apps_connections_open, app_level=True),
@@ -277,6 +282,7 @@ class SlackSimulator:
             "files.getUploadURLExternal": _Method(self._files_get_upload_url, "files:write"),
             "files.completeUploadExternal": _Method(self._files_complete_upload, "files:write"),
             "files.info": _Method(self._files_info, "files:read"),
+            "users.info": _Method(self.views.users_info, "users:read"),
         }
         self.files: dict[str, UploadedFile] = {}
         self.keep_file_bytes = 32 * 1024 * 1024  # files up to this size keep their bytes

@@ -59,6 +59,7 @@ def slash_command(
     response_url: str,
     command: str = "/clip",
     origin: Origin = DEFAULT_ORIGIN,
+    trigger_id: str | None = None,
 ) -> SlackRequest:
     """A slash command: form fields in Slack's order, all strings."""
     fields = {
@@ -74,7 +75,7 @@ def slash_command(
         "api_app_id": origin.api_app_id,
         "is_enterprise_install": "false",
         "response_url": response_url,
-        "trigger_id": _trigger_id(),
+        "trigger_id": trigger_id or _trigger_id(),
     }
     return SlackRequest("slash_commands", fields, urlencode(fields))
 
@@ -220,7 +221,12 @@ def link_shared(
 
 
 def home_action(
-    action_id: str, value: str, *, view_id: str, origin: Origin = DEFAULT_ORIGIN
+    action_id: str,
+    value: str,
+    *,
+    view_id: str,
+    trigger_id: str | None = None,
+    origin: Origin = DEFAULT_ORIGIN,
 ) -> SlackRequest:
     """A click on a button of the app's Home tab (type block_actions, container view)."""
     payload: dict[str, Any] = {
@@ -229,7 +235,7 @@ def home_action(
         "api_app_id": origin.api_app_id,
         "token": _VERIFICATION_TOKEN,
         "container": {"type": "view", "view_id": view_id},
-        "trigger_id": _trigger_id(),
+        "trigger_id": trigger_id or _trigger_id(),
         "team": {"id": origin.team_id, "domain": origin.team_domain},
         "enterprise": None,
         "is_enterprise_install": False,
@@ -248,13 +254,15 @@ def home_action(
 
 
 def view_submission(
+    view: dict[str, Any],
+    values: dict[str, dict[str, dict[str, Any]]],
     *,
-    callback_id: str,
-    private_metadata: str,
-    values: dict[str, Any],
     origin: Origin = DEFAULT_ORIGIN,
 ) -> SlackRequest:
-    """A modal submitted (type view_submission) with its inputs' `state.values`."""
+    """A modal submitted (type view_submission): the view as opened, with its inputs' values.
+
+    `values` is `state.values`: block_id -> action_id -> the element's value object.
+    """
     payload: dict[str, Any] = {
         "type": "view_submission",
         "team": {"id": origin.team_id, "domain": origin.team_domain},
@@ -263,16 +271,43 @@ def view_submission(
         "token": _VERIFICATION_TOKEN,
         "trigger_id": _trigger_id(),
         "view": {
-            "id": "V0MODAL",
+            **view,
+            "id": view.get("id") or "V0SIMVIEW",
             "team_id": origin.team_id,
-            "type": "modal",
-            "callback_id": callback_id,
-            "private_metadata": private_metadata,
+            "app_id": origin.api_app_id,
+            "bot_id": "B0BOT",
             "state": {"values": values},
             "hash": "1.abc",
         },
         "response_urls": [],
         "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return _interactive(payload)
+
+
+def block_suggestion(
+    action_id: str,
+    value: str,
+    *,
+    view: dict[str, Any],
+    block_id: str,
+    origin: Origin = DEFAULT_ORIGIN,
+) -> SlackRequest:
+    """Type-ahead in an external_select of an open modal (type block_suggestion)."""
+    payload: dict[str, Any] = {
+        "type": "block_suggestion",
+        "user": _user(origin),
+        "container": {"type": "view", "view_id": view.get("id") or "V0SIMVIEW"},
+        "api_app_id": origin.api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": {"id": origin.team_id, "domain": origin.team_domain},
+        "view": {**view, "id": view.get("id") or "V0SIMVIEW"},
+        "is_enterprise_install": False,
+        "enterprise": None,
     }
     return _interactive(payload)
 

@@ -75,7 +75,6 @@ class Surfaces:
         self.modals: list[PublishedView] = []
         self.unfurls: dict[tuple[str, str, str], Unfurl] = {}  # (channel, ts, url)
         self.composer_unfurls: list[tuple[str, Json]] = []  # (unfurl_id, unfurls)
-        self._used_triggers: set[str] = set()
 
     def methods(self) -> dict[str, _Method]:
         """The Web API methods served here."""
@@ -115,9 +114,9 @@ class Surfaces:
 
     def _views_open(self, args: Json) -> Json:
         trigger = _required(args, "trigger_id")
+        if (refusal := self._slack.views.refusal(trigger)) is not None:
+            raise _SlackError(refusal)
         view = _view(args)
-        if trigger in self._used_triggers or trigger.count(".") != 2:
-            raise _SlackError("expired_trigger_id")
         if view.get("type") != "modal":
             raise _SlackError("invalid_arguments", response_metadata=_messages("view.type"))
         title = view.get("title")
@@ -131,7 +130,7 @@ class Surfaces:
         blocks = _view_blocks(view)
         if any(block.get("type") == "input" for block in blocks) and not view.get("submit"):
             raise _SlackError("invalid_arguments", response_metadata=_messages("view.submit"))
-        self._used_triggers.add(trigger)
+        self._slack.views.spend(trigger, view)
         opened = PublishedView(
             _view_id(),
             "modal",

@@ -15,7 +15,7 @@ GOOD = {
 }
 
 
-PREFIXES = ("SLACK_", "RHOMBUS_", "DATABASE_", "POLL_", "PORT", "GIVE_UP", "ALLOWED_")
+PREFIXES = ("SLACK_", "RHOMBUS_", "DATABASE_", "POLL_", "PORT", "GIVE_UP", "ALLOWED_", "CLIP_")
 
 
 @pytest.fixture
@@ -113,6 +113,22 @@ def test_secrets_never_in_repr(env):
 
     for secret in (*GOOD.values(), "db-password"):
         assert secret not in shown
+
+
+def test_clip_creators_and_visibility(env):
+    """CLIP_CREATORS is a list of user ids; CLIP_VISIBILITY one of Rhombus's, in any case."""
+    env({**GOOD, "CLIP_CREATORS": "U1, U2", "CLIP_VISIBILITY": "private"})
+    settings = Settings.from_env(env_file=None)
+    assert (frozenset({"U1", "U2"}), "PRIVATE") == (
+        settings.clip_creators,
+        settings.clip_visibility,
+    )
+    env({"CLIP_CREATORS": "nope", "CLIP_VISIBILITY": "everyone"})
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(env_file=None)
+    assert ("CLIP_CREATORS", "CLIP_VISIBILITY") == tuple(
+        name for name in ("CLIP_CREATORS", "CLIP_VISIBILITY") if name in str(refused.value)
+    )
 
 
 def test_allow_lists(env):

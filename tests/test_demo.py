@@ -23,8 +23,10 @@ async def test_demo_runs_every_clip_to_its_end():
     assert "❌ Failed" in printed
     assert "deleted in Rhombus" in printed
     assert "is private in Rhombus, so I won't post it in the channel" in printed
-    assert 3 <= printed.count("thread reply")
+    assert 4 <= printed.count("thread reply")
     assert "@alice in #general: /clip list" in printed
     assert "being followed in this channel:" in printed
     assert "📎 video Lobby package delivery.mp4 (22.5 MB)" in printed
     assert "🖼  Thumbnail of Lobby: package delivery" in printed
+    assert '/clip new "Loading Dock" -5m 1m Forklift at the dock' in printed
+    assert "Made from Slack by @alice · Loading Dock" in printed

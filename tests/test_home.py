@@ -142,7 +142,8 @@ async def test_follow_in_a_channel_from_the_home(bot, slack, rhombus):
     await open_home(bot, slack)
     view_id = slack.surfaces.homes["U0ALICE"].id
 
-    await send(bot, home_action(ACTION_FOLLOW, CLIP, view_id=view_id))
+    trigger = slack.views.trigger()
+    await send(bot, home_action(ACTION_FOLLOW, CLIP, view_id=view_id, trigger_id=trigger))
     await slack.wait_for(lambda s: len(s.surfaces.modals) == 1)
     (modal,) = slack.surfaces.modals
     assert (FOLLOW_MODAL, CLIP) == (modal.callback_id, modal.private_metadata)
@@ -150,7 +151,9 @@ async def test_follow_in_a_channel_from_the_home(bot, slack, rhombus):
     chosen = {CHANNEL_BLOCK: {CHANNEL_ACTION: {"selected_conversation": "C0RANDOM"}}}
     response = await send(
         bot,
-        view_submission(callback_id=FOLLOW_MODAL, private_metadata=CLIP, values=chosen),
+        view_submission(
+            {"type": "modal", "callback_id": FOLLOW_MODAL, "private_metadata": CLIP}, chosen
+        ),
     )
 
     assert 200 == response.status_code
@@ -173,7 +176,10 @@ async def test_follow_modal_refuses_a_missing_channel_and_a_disallowed_one(
             {CHANNEL_BLOCK: {CHANNEL_ACTION: {"selected_conversation": "C0RANDOM"}}},
         ):
             response = await send(
-                bot, view_submission(callback_id=FOLLOW_MODAL, private_metadata=CLIP, values=values)
+                bot,
+                view_submission(
+                    {"type": "modal", "callback_id": FOLLOW_MODAL, "private_metadata": CLIP}, values
+                ),
             )
             answers.append(response.json())
     finally:
@@ -224,7 +230,10 @@ async def test_a_follow_from_the_home_that_fails_says_why_in_the_home(bot, slack
     chosen = {CHANNEL_BLOCK: {CHANNEL_ACTION: {"selected_conversation": "C0RANDOM"}}}
 
     response = await send(
-        bot, view_submission(callback_id=FOLLOW_MODAL, private_metadata=CLIP, values=chosen)
+        bot,
+        view_submission(
+            {"type": "modal", "callback_id": FOLLOW_MODAL, "private_metadata": CLIP}, chosen
+        ),
     )
 
     assert (200, "") == (response.status_code, response.text)

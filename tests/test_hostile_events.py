@@ -96,7 +96,10 @@ GARBAGE_SUBMISSIONS = [
 async def test_garbage_modal_submissions_get_a_clear_error(bot, slack, metadata, values):
     """A submission with a bad clip or channel is answered with an error on the channel field."""
     response = await send(
-        bot, view_submission(callback_id=FOLLOW_MODAL, private_metadata=metadata, values=values)
+        bot,
+        view_submission(
+            {"type": "modal", "callback_id": FOLLOW_MODAL, "private_metadata": metadata}, values
+        ),
     )
 
     answer = response.json()

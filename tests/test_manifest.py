@@ -47,7 +47,7 @@ def test_manifest_declares_what_the_bot_listens_to():
 
 
 def test_manifest_asks_only_for_needed_scopes():
-    """Post and edit, read back its messages after a crash, unfurl links, upload videos."""
+    """Post and edit, read back its messages, unfurl links, upload videos, read time zones."""
     assert [
         "commands",
         "chat:write",
@@ -59,6 +59,7 @@ def test_manifest_asks_only_for_needed_scopes():
         "files:write",
         "channels:join",
         "files:read",
+        "users:read",
     ] == _manifest()["oauth_config"]["scopes"]["bot"]
 
 
@@ -71,3 +72,14 @@ def test_manifest_declares_the_home_tab_events_and_unfurl_domains():
         "bot_events"
     ]
     assert sorted(CONSOLE_HOSTS) == sorted(manifest["features"]["unfurl_domains"])
+
+
+def test_the_http_mode_urls_the_manifest_describes_are_valid():
+    """With the commented HTTP-mode URLs filled in, including the options load URL, it validates."""
+    manifest = _manifest()
+    url = "https://clips.example.com/slack/events"
+    manifest["settings"]["socket_mode_enabled"] = False
+    manifest["features"]["slash_commands"][0]["url"] = url
+    manifest["settings"]["interactivity"] |= {"request_url": url, "message_menu_options_url": url}
+    jsonschema.validate(manifest, SCHEMA)
+    assert "message_menu_options_url: https://" in (ROOT / "manifest.yml").read_text()

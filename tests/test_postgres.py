@@ -92,3 +92,23 @@ async def test_follow_and_resume_on_postgres(make_settings, slack, rhombus, cloc
         assert 2 == len(status_messages(slack))
     finally:
         await second.stop()
+
+
+async def test_a_made_clip_on_postgres(make_settings, slack, clock, postgres_url):
+    """On PostgreSQL `/clip new` records its request, posts once, and a restart keeps saying so."""
+    first = await Bot.start(make_settings(database_url=postgres_url))
+    try:
+        await clip_command(first, slack, "new Lobby -10m 1m Door")
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    finally:
+        await first.stop()
+
+    clock.advance(35)
+    second = await Bot.start(make_settings(database_url=postgres_url))
+    try:
+        (message,) = status_messages(slack)
+        await finished(second, message)
+        assert "Made from Slack by <@U0ALICE>" in str(message.blocks)
+        assert "Ready" in message.text
+    finally:
+        await second.stop()

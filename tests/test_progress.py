@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.budget import Backoff
-from bot.clips import Clip, Ending
+from bot.clips import Clip, ClipStatus, Ending
 from bot.progress import (
     UNREACHABLE_NOTICE,
     Answer,
@@ -16,6 +16,7 @@ from bot.progress import (
     Rejected,
     Unreachable,
     judge,
+    still_starting,
 )
 
 PACING = Pacing(interval=5.0, max_interval=60.0, give_up_after=1800.0)
@@ -240,3 +241,36 @@ def test_counters_reset_on_an_answer() -> None:
 def test_backoff_grows_caps_and_spreads(attempt: int, draw: float, expected: float) -> None:
     """Delays double from the base, stop at the cap, and are spread between half and whole."""
     assert expected == pytest.approx(Backoff(1.0, 2.0, 60.0).delay(attempt, draw))
+
+
+@pytest.mark.parametrize(
+    ("answer", "made_at", "now", "expected"),
+    [
+        (Rejected("Clip not found"), 100.0, 110.0, True),
+        (Rejected("Clip not found"), 100.0, 100.0 + 61, False),
+        (Rejected("Clip not found"), None, 110.0, False),
+        (Unreachable("down"), 100.0, 110.0, False),
+        (Rejected("Clip not found"), 100.0, 90.0, False),  # a clock that went back
+    ],
+)
+def test_a_just_made_clip_rhombus_does_not_know_is_starting(
+    answer: Answer, made_at: float | None, now: float, *, expected: bool
+) -> None:
+    """Only refusals, of a clip made from Slack, within a minute of the splice, are waited out."""
+    assert expected == still_starting(answer, made_at=made_at, now=now)
+
+
+@pytest.mark.parametrize(
+    ("answer", "retried_at", "now", "expected"),
+    [
+        (Clip(status=ClipStatus.FAILED), 100.0, 110.0, True),
+        (Clip(status=ClipStatus.FAILED), 100.0, 161.0, False),
+        (Clip(status=ClipStatus.FAILED), None, 110.0, False),
+        (Clip(status=ClipStatus.UPLOADING), 100.0, 110.0, False),
+    ],
+)
+def test_a_retried_clip_still_failed_is_starting(
+    answer: Clip, retried_at: float | None, now: float, *, expected: bool
+) -> None:
+    """FAILED within a minute of pressing Retry is Rhombus catching up, not a second failure."""
+    assert expected == still_starting(answer, made_at=0.0, now=now, retried_at=retried_at)

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*Clip* is rendering"}}
 HOME = {"type": "home", "blocks": [SECTION]}
 URL = "https://console.rhombussystems.com/clips/LobbyClip0123456789abc"
-TRIGGER = "1234.5678.abcdef"
 
 
 @pytest.fixture
@@ -78,15 +77,16 @@ async def test_views_open_opens_a_modal_once_per_trigger(slack, client):
     """A modal needs a title of at most 24 characters; a trigger opens one modal."""
     modal = {"type": "modal", "title": {"type": "plain_text", "text": "Follow"}, "blocks": []}
 
-    await client.views_open(trigger_id=TRIGGER, view=modal)
+    trigger = slack.views.trigger()
+    await client.views_open(trigger_id=trigger, view=modal)
 
     assert 1 == len(slack.surfaces.modals)
-    assert "expired_trigger_id" == await error_code(
-        client.views_open(trigger_id=TRIGGER, view=modal)
+    assert "exchanged_trigger_id" == await error_code(
+        client.views_open(trigger_id=trigger, view=modal)
     )
     long_title = modal | {"title": {"type": "plain_text", "text": "t" * 25}}
     assert "invalid_arguments" == await error_code(
-        client.views_open(trigger_id="1.2.long", view=long_title)
+        client.views_open(trigger_id=slack.views.trigger(), view=long_title)
     )
     with_input = modal | {
         "blocks": [
@@ -98,7 +98,7 @@ async def test_views_open_opens_a_modal_once_per_trigger(slack, client):
         ]
     }
     assert "invalid_arguments" == await error_code(
-        client.views_open(trigger_id="1.2.nosubmit", view=with_input)
+        client.views_open(trigger_id=slack.views.trigger(), view=with_input)
     )
 
 

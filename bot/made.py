@@ -1,0 +1,118 @@
+"""The `made_clips` table: every clip asked for with `/clip new`, from the splice to its post.
+
+A row is written before Rhombus is asked to splice, so a crash at any moment leaves a trace: a
+restart follows a clip that was made but not posted, and tells the person when it cannot know
+whether the clip was made. The rows also say, for each status message, that its clip was made
+from Slack, by whom, from which camera and footage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.status_message import MadeFromSlack
+from bot.store import Base, Tracking
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bot.store import Store
+
+
+class MadeState(StrEnum):
+    """Where a made clip is in its life."""
+
+    SPLICING = "splicing"  # Rhombus is being asked; the clip's id is not known yet
+    SPLICED = "spliced"  # Rhombus made it; its status message is not known to be posted
+    POSTED = "posted"  # handed to the tracker (posted, or the person was told why not)
+    TOLD = "told"  # a crash left it unknown whether it was made; the person was told
+
+
+class MadeClip(Base):
+    """One clip asked for from Slack."""
+
+    __tablename__ = "made_clips"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    creator_id: Mapped[str] = mapped_column(String(32))
+    camera_id: Mapped[str] = mapped_column(String(32))
+    camera_name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    duration_sec: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[list[list[int]] | None] = mapped_column(JSON)
+    clip_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    made_at: Mapped[float] = mapped_column(Float)
+
+    @staticmethod
+    def new_id() -> str:
+        """A fresh id."""
+        return uuid.uuid4().hex
+
+    @property
+    def shown(self) -> MadeFromSlack:
+        """What its status message says of it."""
+        return MadeFromSlack(
+            creator=self.creator_id,
+            camera=self.camera_name,
+            start=self.start_ms // 1000,
+            duration_sec=self.duration_sec,
+            made_at=self.made_at,
+            missing=tuple((int(a), int(b)) for a, b in self.missing or ()),
+        )
+
+    @property
+    def log_context(self) -> dict[str, str | None]:
+        """Ids for log lines about it."""
+        return {"team": self.team_id, "channel": self.channel_id, "clip": self.clip_id}
+
+
+class MadeClips:
+    """Reads and writes `made_clips` on the bot's database."""
+
+    def __init__(self, store: Store) -> None:
+        self._sessions = store.sessions
+
+    async def add(self, made: MadeClip) -> None:
+        """Insert a new row."""
+        async with self._sessions.begin() as session:
+            session.add(made)
+
+    async def save(self, made: MadeClip) -> None:
+        """Write every field of a row."""
+        async with self._sessions.begin() as session:
+            await session.merge(made)
+
+    async def all_made(self) -> Sequence[MadeClip]:
+        """Every row whose clip Rhombus made."""
+        query = select(MadeClip).where(MadeClip.clip_id.is_not(None))
+        async with self._sessions() as session:
+            return (await session.scalars(query)).all()
+
+    async def unsettled(self) -> Sequence[MadeClip]:
+        """Rows a crash left between asking Rhombus and posting, oldest first."""
+        query = (
+            select(MadeClip)
+            .where(MadeClip.state.in_([MadeState.SPLICING, MadeState.SPLICED]))
+            .order_by(MadeClip.made_at)
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).all()
+
+    async def tracked(self, made: MadeClip) -> bool:
+        """Whether a status message of the clip exists (or is being posted) in its channel."""
+        query = select(Tracking.id).where(
+            Tracking.team_id == made.team_id,
+            Tracking.channel_id == made.channel_id,
+            Tracking.clip_id == made.clip_id,
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).first() is not None
