@@ -162,29 +162,6 @@ class Tracking(Base):
         )
 
 
-class LinkUnfurl(Base):
-    """A Rhombus clip link in a message whose unfurl the bot keeps up to date until it is final."""
-
-    __tablename__ = "unfurls"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(32))
-    channel_id: Mapped[str] = mapped_column(String(32))
-    message_ts: Mapped[str] = mapped_column(String(32))
-    url: Mapped[str] = mapped_column(String(3000))
-    clip_id: Mapped[str] = mapped_column(String(32))
-    fingerprint: Mapped[str | None] = mapped_column(String(64))
-    changed_at: Mapped[float] = mapped_column(Float)
-    finished: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    __table_args__ = (Index("ix_unfurls_finished", "finished"),)
-
-    @property
-    def log_context(self) -> dict[str, str | None]:
-        """Ids for every log line about the unfurl."""
-        return {"unfurl": self.id, "team": self.team_id, "channel": self.channel_id}
-
-
 class Store:
     """Reads and writes trackings through SQLAlchemy's async engine (aiosqlite or asyncpg)."""
 
@@ -346,20 +323,6 @@ class Store:
             )
             .order_by(Tracking.started_at.desc())
         )
-        async with self._sessions() as session:
-            return (await session.scalars(query)).all()
-
-    async def save_unfurl(self, unfurl: LinkUnfurl) -> None:
-        """Insert or update an unfurl kept up to date."""
-        try:
-            async with self._sessions.begin() as session:
-                await session.merge(unfurl)
-        except (SQLAlchemyError, OSError) as error:
-            raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
-
-    async def live_unfurls(self) -> Sequence[LinkUnfurl]:
-        """Every unfurl still kept up to date."""
-        query = select(LinkUnfurl).where(LinkUnfurl.finished.is_(False))
         async with self._sessions() as session:
             return (await session.scalars(query)).all()
 

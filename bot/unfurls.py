@@ -21,7 +21,8 @@ from slack_sdk.errors import SlackApiError
 from bot.budget import Priority
 from bot.rhombus import RejectedError, RhombusError
 from bot.slack_messages import INSTALL_GONE_ERRORS, error_code
-from bot.store import LinkUnfurl, StoreError
+from bot.store import StoreError
+from bot.unfurl_rows import LinkUnfurl, UnfurlRows
 from bot.unfurl_view import (
     CONSOLE_HOSTS,
     CameraMoment,
@@ -84,7 +85,7 @@ class Unfurls:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._store = store
+        self._rows = UnfurlRows(store)
         self._rhombus = rhombus
         self._feed = feed
         self._messages = messages
@@ -99,7 +100,7 @@ class Unfurls:
 
     async def resume(self) -> int:
         """Keep the stored live unfurls up to date again; how many there are."""
-        for unfurl in await self._store.live_unfurls():
+        for unfurl in await self._rows.live():
             self._adopt(unfurl, None)
         return len(self._live)
 
@@ -219,7 +220,7 @@ class Unfurls:
             finished=False,
         )
         try:
-            await self._store.save_unfurl(unfurl)
+            await self._rows.save(unfurl)
         except StoreError as error:
             logger.error("cannot keep the unfurl of clip %s up to date: %s", clip_id, error)  # noqa: TRY400
             return
@@ -290,7 +291,7 @@ class Unfurls:
             await self._finish(unfurl)
             return None
         try:
-            await self._store.save_unfurl(unfurl)
+            await self._rows.save(unfurl)
         except StoreError as error:
             logger.warning("cannot record unfurl %s: %s", unfurl.id, error)
         return None
@@ -303,7 +304,7 @@ class Unfurls:
             self._scheduler.remove_job(JOB_ID)
         unfurl.finished = True
         try:
-            await self._store.save_unfurl(unfurl)
+            await self._rows.save(unfurl)
         except StoreError as error:
             logger.warning("cannot record unfurl %s: %s", unfurl.id, error)
 

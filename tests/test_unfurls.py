@@ -6,6 +6,7 @@ import json
 
 from bot.runtime import Bot
 from bot.store import TrackingState
+from bot.unfurl_rows import UnfurlRows
 from bot.unfurls import JOB_ID
 from standins.rhombus import LOBBY_CAMERA, stays
 from standins.slack_requests import event_callback, link_shared, send_over_socket
@@ -54,7 +55,7 @@ async def test_a_clip_link_unfurls_as_its_status_and_follows_it_to_the_end(bot, 
     await slack.wait_for(lambda s: "✅ Ready" in unfurled(s, message, CLIP_URL))
 
     await wait_until(lambda: not bot.unfurls._live)  # noqa: SLF001
-    assert [] == list(await bot.store.live_unfurls())
+    assert [] == list(await UnfurlRows(bot.store).live())
     assert bot.scheduler.get_job(JOB_ID) is None
     unfurl = slack.surfaces.unfurl_of(message.channel, message.ts, CLIP_URL)
     assert 3 == len(unfurl.versions)
@@ -70,7 +71,7 @@ async def test_a_camera_link_unfurls_as_the_camera_at_that_moment(bot, slack):
     text = unfurled(slack, message, url)
     assert "📷 *Lobby*" in text
     assert "<!date^1764000000^{date_short_pretty} at {time}|2025-11-24T16:00:00Z>" in text
-    assert [] == list(await bot.store.live_unfurls())
+    assert [] == list(await UnfurlRows(bot.store).live())
 
 
 async def test_a_link_to_a_clip_rhombus_refuses(bot, slack):
@@ -79,7 +80,7 @@ async def test_a_link_to_a_clip_rhombus_refuses(bot, slack):
 
     await slack.wait_for(lambda s: unfurled(s, message, CLIP_URL) != "")
     assert f"Rhombus can't show clip `{CLIP}`" in unfurled(slack, message, CLIP_URL)
-    assert [] == list(await bot.store.live_unfurls())
+    assert [] == list(await UnfurlRows(bot.store).live())
 
 
 async def test_other_links_are_left_alone(bot, slack):
@@ -102,7 +103,7 @@ async def test_a_composer_preview_is_unfurled_once_and_not_followed(bot, slack, 
     await send(bot, event_callback(link_shared(message, [CLIP_URL], source="composer")))
 
     await slack.wait_for(lambda s: len(s.surfaces.composer_unfurls) == 1)
-    assert [] == list(await bot.store.live_unfurls())
+    assert [] == list(await UnfurlRows(bot.store).live())
 
 
 async def test_an_event_slack_retries_is_acted_on_once(bot, slack, rhombus):
