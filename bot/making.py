@@ -23,7 +23,8 @@ from bot.made import MadeClip, MadeState
 from bot.making_views import CAMERA_BLOCK, ModalContext, camera_options, read_values, render_modal
 from bot.orders import EXAMPLE, Known, order_from_modal, order_from_text
 from bot.policy import Asker
-from bot.rhombus import RateLimitedError, RejectedError, RhombusError, Splice
+from bot.rhombus import RateLimitedError, RejectedError, RhombusError
+from bot.rhombus_answers import Splice
 from bot.tracker import AlreadyFollowing, NotPosted
 from bot.when import WrongInput, describe_seconds, local_label, zone_of
 

@@ -7,7 +7,6 @@ import contextlib
 import email.utils
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import httpx
@@ -19,7 +18,19 @@ from bot.cameras import (  # noqa: TC001  # pydantic reads annotations at runtim
     CameraState,
     TimeWindow,
 )
-from bot.clips import ApiModel, Clip, Lenient, is_clip_id
+from bot.clips import Clip, is_clip_id
+from bot.rhombus_answers import (
+    CameraLocationsAnswer,
+    CamerasAnswer,
+    CameraStatesAnswer,
+    ClipAnswer,
+    ClipsPage,
+    ClipsPageAnswer,
+    MaxSpliceAnswer,
+    PresenceAnswer,
+    Splice,
+    SpliceAnswer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -71,65 +82,6 @@ class BadResponseError(RhombusError):
     """Rhombus answered with something that is not the JSON its spec promises."""
 
     retryable = True
-
-
-class _ClipAnswer(ApiModel):
-    clip: Clip | None = None
-
-
-class _ClipsPageAnswer(ApiModel):
-    saved_clips: list[Clip] | None = None
-    page_token: Lenient[str] = None
-
-
-class _Camera(ApiModel):
-    uuid: Lenient[str] = None
-    name: Lenient[str] = None
-
-
-class _CamerasAnswer(ApiModel):
-    camera_states: list[_Camera] | None = None
-
-
-class _CameraStatesAnswer(ApiModel):
-    camera_states: list[CameraState] | None = None
-
-
-class _CameraLocationsAnswer(ApiModel):
-    camera_location_map: dict[str, CameraLocation] | None = None
-
-
-class _MaxSpliceAnswer(ApiModel):
-    max_duration: Lenient[int] = None
-
-
-class _PresenceAnswer(ApiModel):
-    presence_windows: dict[str, list[TimeWindow] | None] | None = None
-
-
-class _SpliceAnswer(ApiModel):
-    clip_uuid: Lenient[str] = None
-    clip_uuid_list: Lenient[list[Lenient[str]]] = None
-
-
-@dataclass(frozen=True)
-class Splice:
-    """What spliceV3 is asked to make: one camera's footage as a saved clip."""
-
-    devices: list[str]  # facet uuids: `<camera>.v0`, and `<camera>.a0` for audio
-    start_ms: int
-    duration_sec: int
-    title: str
-    description: str
-    visibility: str
-
-
-@dataclass(frozen=True)
-class ClipsPage:
-    """One page of the organisation's saved clips, and the token for the next (None: last page)."""
-
-    clips: list[Clip]
-    next_page_token: str | None
 
 
 class RhombusClient:
@@ -212,7 +164,7 @@ class RhombusClient:
         answer = await self._request(
             "/api/event/getClipWithProgress", {"clipUuid": clip_uuid}, priority=priority
         )
-        parsed = _parse(_ClipAnswer, answer, "getClipWithProgress")
+        parsed = _parse(ClipAnswer, answer, "getClipWithProgress")
         if parsed.clip is None:
             raise BadResponseError("Rhombus answered getClipWithProgress without a clip")
         return parsed.clip
@@ -229,7 +181,7 @@ class RhombusClient:
         if page_token:
             body["pageToken"] = page_token
         answer = await self._request("/api/event/getClipsWithProgress", body, priority=priority)
-        parsed = _parse(_ClipsPageAnswer, answer, "getClipsWithProgress")
+        parsed = _parse(ClipsPageAnswer, answer, "getClipsWithProgress")
         return ClipsPage(parsed.saved_clips or [], parsed.page_token or None)
 
     async def recent_clips(
@@ -251,23 +203,8 @@ class RhombusClient:
         if page_token:
             body["pageToken"] = page_token
         answer = await self._request("/api/event/getClipsWithProgress", body, priority=priority)
-        parsed = _parse(_ClipsPageAnswer, answer, "getClipsWithProgress")
+        parsed = _parse(ClipsPageAnswer, answer, "getClipsWithProgress")
         return ClipsPage(parsed.saved_clips or [], parsed.page_token or None)
-
-    async def iter_clips(
-        self, *, page_size: int = MAX_PAGE_SIZE, priority: Priority = Priority.PAGE
-    ) -> AsyncIterator[Clip]:
-        """Every saved clip of the organisation, page by page."""
-        token: str | None = None
-        while True:
-            page = await self.get_clips_page(
-                page_size=page_size, page_token=token, priority=priority
-            )
-            for clip in page.clips:
-                yield clip
-            if page.next_page_token is None or page.next_page_token == token:
-                return
-            token = page.next_page_token
 
     async def camera_names(self, *, priority: Priority = Priority.LOOKUP) -> dict[str, str]:
         """Camera uuid (no facet) -> name, from `getMinimalCameraStateList`, cached for a while.
@@ -281,7 +218,7 @@ class RhombusClient:
                 answer = await self._request(
                     "/api/camera/getMinimalCameraStateList", {}, priority=priority
                 )
-                cameras = _parse(_CamerasAnswer, answer, "getMinimalCameraStateList").camera_states
+                cameras = _parse(CamerasAnswer, answer, "getMinimalCameraStateList").camera_states
                 self._cameras = {
                     camera.uuid.split(".", 1)[0]: camera.name
                     for camera in cameras or ()
@@ -330,14 +267,14 @@ class RhombusClient:
             {"includeMummified": False},
             priority=Priority.LOOKUP,
         )
-        return _parse(_CameraStatesAnswer, answer, "getMinimalCameraStateList").camera_states or []
+        return _parse(CameraStatesAnswer, answer, "getMinimalCameraStateList").camera_states or []
 
     async def camera_locations(self) -> dict[str, CameraLocation]:
         """Camera uuid -> its name and location's name (getMinimalCameraLocationMap)."""
         answer = await self._request(
             "/api/camera/getMinimalCameraLocationMap", {}, priority=Priority.LOOKUP
         )
-        parsed = _parse(_CameraLocationsAnswer, answer, "getMinimalCameraLocationMap")
+        parsed = _parse(CameraLocationsAnswer, answer, "getMinimalCameraLocationMap")
         return parsed.camera_location_map or {}
 
     async def max_splice_duration(self) -> int | None:
@@ -345,7 +282,7 @@ class RhombusClient:
         answer = await self._request(
             "/api/video/getMaxSpliceDuration", {}, priority=Priority.LOOKUP
         )
-        return _parse(_MaxSpliceAnswer, answer, "getMaxSpliceDuration").max_duration
+        return _parse(MaxSpliceAnswer, answer, "getMaxSpliceDuration").max_duration
 
     async def presence_windows(
         self, camera_uuid: str, start_sec: int, duration_sec: int
@@ -355,7 +292,7 @@ class RhombusClient:
         answer = await self._request(
             "/api/camera/getPresenceWindows", body, priority=Priority.LOOKUP
         )
-        kinds = _parse(_PresenceAnswer, answer, "getPresenceWindows").presence_windows or {}
+        kinds = _parse(PresenceAnswer, answer, "getPresenceWindows").presence_windows or {}
         return [window for windows in kinds.values() for window in windows or ()]
 
     async def splice(self, wanted: Splice) -> str:
@@ -370,7 +307,7 @@ class RhombusClient:
             "accessSettings": {"visibility": wanted.visibility},
         }
         answer = await self._request("/api/video/spliceV3", body, priority=Priority.LOOKUP)
-        parsed = _parse(_SpliceAnswer, answer, "spliceV3")
+        parsed = _parse(SpliceAnswer, answer, "spliceV3")
         # Rhombus's React SDK reads `clipUuid ?? clipUuidList[0]` (rhombusClip.ts).
         candidates: list[str | None] = [parsed.clip_uuid, *(parsed.clip_uuid_list or ())]
         found = next((uuid for uuid in candidates if uuid and is_clip_id(uuid)), None)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from bot.rhombus import RejectedError, RhombusClient, Splice
+from bot.rhombus import RejectedError, RhombusClient
+from bot.rhombus_answers import Splice
 from standins.rhombus import GET_CLIP_PATH, LOBBY_CAMERA, ManualClock, RhombusSimulator, fails
 from standins.rhombus_splicing import (
     CAMERA_LOCATIONS_PATH,
