@@ -30,7 +30,14 @@ from bot.blocks import (
     section,
     truncate,
 )
-from bot.clips import Clip, ClipStatus, Ending, Visibility
+from bot.clip_facts import (
+    VISIBILITY_TEXT,
+    duration_text,
+    minutes_text,
+    resolution_text,
+    size_text,
+)
+from bot.clips import Clip, ClipStatus, Ending
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -50,12 +57,6 @@ _DETAIL_LIMIT = 500
 _CAMERA_NAME_LIMIT = 100
 _CAMERAS_SHOWN = 10
 _BAR_SEGMENTS = 10
-
-# Values outside these ranges are nonsense from the API and are left out rather than shown.
-_MAX_DURATION_SEC = 10**9
-_MAX_BYTES = 10**18
-_MAX_PIXELS = 100_000
-_MAX_MINUTES = 10**6
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def _progress(clip: Clip, percent: int | None) -> _Line:
 
 def _ending_line(view: StatusView) -> _EndingLine | None:  # noqa: PLR0911  # one per ending
     """Why following stopped, for the endings the status line does not already say."""
-    minutes = _minutes(view.give_up_minutes)
+    minutes = minutes_text(view.give_up_minutes)
     if view.ending is Ending.STOPPED:
         by = f" — stopped by <@{view.stopped_by}>" if is_user_id(view.stopped_by) else ""
         return _EndingLine(mrkdwn(f"⏹️ Stopped following{by}"), "Stopped following")
@@ -317,22 +318,15 @@ def _camera_names(view: StatusView) -> str:
     return f"{shown} and {more} more" if more > 0 and shown else shown
 
 
-_VISIBILITY = {
-    Visibility.PRIVATE: "Only its owner",
-    Visibility.ROLE_RESTRICTED: "Selected roles and users",
-    Visibility.ORG_WIDE: "Everyone in the organization",
-}
-
-
 def _fields(clip: Clip) -> list[JsonBlock]:
     """Label and value pairs, mrkdwn because the footage start is a date token."""
     facts: list[tuple[str, str | None]] = [
         ("Footage", date_token(clip.timestamp_ms // 1000) if clip.timestamp_ms else None),
-        ("Length", _duration(clip.duration_sec)),
+        ("Length", duration_text(clip.duration_sec)),
     ]
     if clip.succeeded:
-        facts += [("Resolution", _resolution(clip)), ("Size", _size(clip.byte_count))]
-    facts.append(("Visible to", _VISIBILITY.get(clip.visibility)))
+        facts += [("Resolution", resolution_text(clip)), ("Size", size_text(clip.byte_count))]
+    facts.append(("Visible to", VISIBILITY_TEXT.get(clip.visibility)))
     return [
         mrkdwn(truncate(f"*{label}*\n{value}", FIELD_TEXT_LIMIT))
         for label, value in facts
@@ -343,43 +337,6 @@ def _fields(clip: Clip) -> list[JsonBlock]:
 def _dated(label: str, epoch: int) -> str | None:
     token = date_token(epoch)
     return f"{label} {token}" if token else None
-
-
-def _duration(seconds: int | None) -> str | None:
-    if seconds is None or not 0 <= seconds <= _MAX_DURATION_SEC:
-        return None
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
-    return " ".join(parts) or "0 s"
-
-
-def _resolution(clip: Clip) -> str | None:
-    size = clip.video_resolution
-    if size is None or size.width is None or size.height is None:
-        return None
-    if not (0 < size.width <= _MAX_PIXELS and 0 < size.height <= _MAX_PIXELS):
-        return None
-    return f"{size.width}\N{MULTIPLICATION SIGN}{size.height}"
-
-
-def _size(byte_count: int | None) -> str | None:
-    if byte_count is None or not 0 <= byte_count < _MAX_BYTES:
-        return None
-    if byte_count < 1000:
-        return f"{byte_count} B"
-    value = byte_count / 1000
-    for unit in ("KB", "MB", "GB", "TB"):
-        if round(value, 1) < 1000:
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} PB"
-
-
-def _minutes(count: int | None) -> str | None:
-    if count is None or not 0 < count <= _MAX_MINUTES:
-        return None
-    return "1 minute" if count == 1 else f"{count} minutes"
 
 
 # --- Buttons ------------------------------------------------------------------------------------
@@ -435,11 +392,11 @@ def _made_lines(made: MadeFromSlack | None) -> list[JsonBlock]:
     by = f"<@{made.creator}>" if is_user_id(made.creator) else "someone"
     camera = escape_mrkdwn(one_line(made.camera, _CAMERA_NAME_LIMIT))
     start = date_token(made.start) or str(made.start)
-    length = _duration(made.duration_sec) or f"{made.duration_sec} s"
+    length = duration_text(made.duration_sec) or f"{made.duration_sec} s"
     lines = [mrkdwn(f"🎬 Made from Slack by {by} · {camera} · from {start} for {length}")]
     if made.missing:
         gaps = ", ".join(
-            f"{date_token(first) or first} for {_duration(last - first) or '?'}"
+            f"{date_token(first) or first} for {duration_text(last - first) or '?'}"
             for first, last in made.missing[:5]
         )
         lines.append(mrkdwn(truncate(f"⚠️ No recorded footage: {gaps}", SECTION_TEXT_LIMIT)))
