@@ -1,15 +1,14 @@
 """Following clips: one polling job per status message, from the first post to the last edit.
 
 The tracker runs the jobs and their lifecycle (follow, poll, refresh, stop, resume, drain). What
-an answer from Rhombus means is decided by `bot.progress`; Slack is spoken to through
-`bot.slack_messages`; rows are written through `bot.store`.
+an answer from Rhombus means is decided by `bot.progress`; the message is shown by
+`bot.showing`; Slack is spoken to through `bot.slack_messages`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import time
@@ -17,26 +16,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.clips import Clip, Ending
-from bot.followed import Followed, dump_clip, status_view
+from bot.followed import Followed, dump_clip
 from bot.jobs import PollingJobs, in_slices
 from bot.progress import Answer, Pacing, Rejected, Unreachable, judge, still_starting
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
-from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
-from bot.status_message import DEFAULT_CONSOLE_URL, render_final_reply, render_status
+from bot.showing import Showing, ShowSettings
+from bot.slack_messages import Sent
+from bot.status_message import DEFAULT_CONSOLE_URL, render_status
 from bot.store import DuplicateTrackingError, Tracking, TrackingState
-from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from bot.blocks import RenderedMessage
     from bot.delivery import Deliveries
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
-    from bot.status_message import MadeFromSlack, StatusView
+    from bot.status_message import MadeFromSlack
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -81,9 +79,6 @@ class Tracker:
         made: Mapping[str, MadeFromSlack] | None = None,
     ) -> None:
         self._store = store
-        self._deliveries = deliveries  # None: no video, the thread reply is text
-        self._rows = WriteBehind(store)
-        self._rhombus = rhombus
         self._feed = feed
         self._messages = messages
         self._jobs = PollingJobs(scheduler, settings.pacing.interval, self.poll)
@@ -91,6 +86,18 @@ class Tracker:
         self._clock = clock
         # Clips made from Slack (`/clip new`), by clip id: their messages say so.
         self._made: Mapping[str, MadeFromSlack] = {} if made is None else made
+        self._showing = Showing(
+            store=store,
+            rhombus=rhombus,
+            messages=messages,
+            settings=ShowSettings(
+                give_up_after=settings.pacing.give_up_after, console_url=settings.console_url
+            ),
+            tracker=self,
+            deliveries=deliveries,
+            made=self._made,
+            clock=clock,
+        )
         # Every tracking with a polling job; its polls touch the database only on change.
         self._live: dict[str, Followed] = {}
         self._closing = False
@@ -165,8 +172,7 @@ class Tracker:
         self._feed.close()  # polls waiting for a page refresh end now
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), seconds)
-        await self._messages.close()
-        await self._rows.close()
+        await self._showing.close()
 
     # --- What the Slack listeners call ----------------------------------------------------------
 
@@ -208,7 +214,7 @@ class Tracker:
             return AlreadyFollowing(existing)
 
         tracking.ending = clip.ending
-        message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
+        message = render_status(await self._showing.view(tracking, clip))
         try:
             outcome = await self._messages.post_status(tracking, message)
         except Exception:
@@ -237,7 +243,7 @@ class Tracker:
         if tracking.state == TrackingState.FOLLOWING:
             self._adopt(Followed.of(tracking, clip))
             self._jobs.add(tracking.id, after=self._settings.pacing.interval)
-        self._changed(tracking)
+        self.changed(tracking)
         return tracking
 
     async def permalink(self, tracking: Tracking) -> str | None:
@@ -274,7 +280,7 @@ class Tracker:
             tracking.ending = ending
             tracking.stopped_by = user_id
             live.progress = live.progress._replace(changed_at=self._clock())
-            await self._deliver(live)
+            await self._showing.deliver(live)
         return True
 
     def current(self, tracking: Tracking) -> Tracking:
@@ -317,7 +323,7 @@ class Tracker:
         """One round for one tracking: ask Rhombus, edit the message if what it shows changed."""
         live = self._live.get(tracking_id)
         if live is None:
-            self._unschedule(tracking_id)
+            self.finished(tracking_id)
             return
         async with self.working(), live.lock:
             tracking = live.tracking
@@ -351,7 +357,7 @@ class Tracker:
                 if not verdict.changed:
                     return  # nothing the message shows has changed: no render, no write
                 tracking.ending = verdict.ending
-            await self._deliver(live)
+            await self._showing.deliver(live)
 
     async def _ask(self, live: Followed) -> Answer | None:
         """What Rhombus says of the clip now; None while its first page is on its way."""
@@ -373,143 +379,12 @@ class Tracker:
             wait = error.retry_after if isinstance(error, RateLimitedError) else 0.0
             return Unreachable(str(error), wait)
 
-    async def _deliver(self, live: Followed) -> None:
-        """Bring the Slack message up to date; finish the tracking once its end is shown."""
-        tracking = live.tracking
-        live.progress = live.progress._replace(stale=False)
-        live.record()
-        self._changed(tracking)
-        clip = live.progress.shown
-        message = render_status(self._view(tracking, clip, await self._camera_names(clip)))
-        # What was seen is kept, whatever becomes of the edit; an ending at once.
-        if tracking.ending is None:
-            self._rows.save_later(tracking)
-        else:
-            await self._store.save(tracking)
-        if message.fingerprint != tracking.fingerprint:
-            # Through the workspace's edit budget; it finishes the tracking once the end is shown.
-            final = tracking.ending is not None
-            self._messages.edits(tracking.team_id).submit(
-                tracking.id,
-                functools.partial(self._send_edit, tracking.id, message, final=final),
-                final=final,
-            )
-        elif tracking.ending is not None:
-            await self._finish(live)
+    def live(self, tracking_id: str) -> Followed | None:
+        """The tracking in memory, while it is followed."""
+        return self._live.get(tracking_id)
 
-    async def _send_edit(
-        self, tracking_id: str, message: RenderedMessage, *, final: bool
-    ) -> float | None:
-        """Edit the message (from the workspace's queue); seconds to pause the workspace, if any."""
-        live = self._live.get(tracking_id)
-        if live is None:
-            return None
-        async with self.working(), live.lock:
-            tracking = live.tracking
-            if tracking.state != TrackingState.FOLLOWING:
-                return None
-            outcome = await self._messages.edit(tracking, message)
-            if isinstance(outcome, RetryIn):
-                # The next round sends the newest state, whatever the clip does meanwhile.
-                live.progress = live.progress._replace(stale=True)
-                return outcome.seconds
-            if not isinstance(outcome, Sent):
-                await self._lost(tracking, outcome, "chat.update")
-                return None
-            tracking.fingerprint = message.fingerprint
-            # Only the edit that shows the end finishes; an older one still in flight does not.
-            if final and tracking.ending is not None:
-                await self._finish(live)
-            else:
-                self._rows.save_later(tracking)
-        return None
-
-    async def _finish(self, live: Followed) -> None:
-        """The end is shown: announce it in the thread (at most once) and stop following."""
-        tracking, clip = live.tracking, live.progress.shown
-        view = self._view(tracking, clip, await self._camera_names(clip))
-        reply = None if tracking.final_reply_sent else render_final_reply(view)
-        if reply is not None:
-            if self._messages.paused_for(tracking.team_id) > 0:
-                return  # Slack asked this workspace to wait; a later round sends the reply
-            if self._deliveries is not None and tracking.ending is Ending.COMPLETE:
-                # The video (or the text reply saying why not) is sent from the deliveries
-                # table, which records it before the tracking is finished.
-                await self._deliveries.hand_over(tracking, clip, reply, render_status(view))
-                tracking.final_reply_sent, reply = True, None
-        if reply is not None:
-            # Recorded before sending: a crash in between must not announce the end twice.
-            tracking.final_reply_sent = True
-            await self._store.save(tracking)
-            outcome = await self._messages.reply(tracking, reply)
-            if not isinstance(outcome, Sent):
-                tracking.final_reply_sent = False  # still owed, unless the message is gone
-                if isinstance(outcome, RetryIn):
-                    await self._store.save(tracking)
-                else:
-                    await self._lost(tracking, outcome, "chat.postMessage")
-                return
-        tracking.state = TrackingState.FINISHED
-        tracking.finished_at = self._clock()
-        self._unschedule(tracking.id)
-        await self._store.save(tracking)
-        logger.info(
-            "tracking %s finished: %s", tracking.id, tracking.ending, extra=tracking.log_context
-        )
-
-    async def _lost(self, tracking: Tracking, outcome: Gone | Uninstalled, method: str) -> None:
-        """Slack says the message, or the whole install, is gone: stop following it (them)."""
-        now = self._clock()
-        if isinstance(outcome, Gone):
-            logger.warning(
-                "tracking %s: %s failed with %s; the message is gone, stopping",
-                tracking.id,
-                method,
-                outcome.error,
-                extra=tracking.log_context,
-            )
-            tracking.state = TrackingState.FINISHED
-            tracking.ending = tracking.ending or Ending.MESSAGE_GONE
-            tracking.finished_at = now
-            self._unschedule(tracking.id)
-            await self._store.save(tracking)
-            return
-        logger.error(
-            "workspace %s: Slack answered %s; the app's install is gone, "
-            "stopping every tracking there",
-            tracking.team_id,
-            outcome.error,
-            extra=tracking.log_context,
-        )
-        for tracking_id in await self._store.finish_team(tracking.team_id, Ending.UNINSTALLED, now):
-            if (live := self._live.get(tracking_id)) is not None:
-                live.tracking.state = TrackingState.FINISHED
-                live.tracking.ending = Ending.UNINSTALLED
-                live.tracking.finished_at = now
-            self._unschedule(tracking_id)
-
-    # --- What a message shows -------------------------------------------------------------------
-
-    async def _camera_names(self, clip: Clip | None) -> dict[str, str]:
-        if clip is None or not clip.camera_ids:
-            return {}
-        try:
-            return await self._rhombus.camera_names()
-        except RhombusError as error:
-            logger.info("camera names unavailable: %s", error)
-            return {}
-
-    def _view(self, tracking: Tracking, clip: Clip | None, cameras: dict[str, str]) -> StatusView:
-        return status_view(
-            tracking,
-            clip,
-            cameras,
-            give_up_after=self._settings.pacing.give_up_after,
-            console_url=self._settings.console_url,
-            made=self._made.get(tracking.clip_id),
-        )
-
-    def _changed(self, tracking: Tracking) -> None:
+    def changed(self, tracking: Tracking) -> None:
+        """Tell the watchers that what the tracking's message shows changed."""
         for watcher in self.watchers:
             watcher(tracking)
 
@@ -522,7 +397,8 @@ class Tracker:
             self._live[tracking.id] = followed
             self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
 
-    def _unschedule(self, tracking_id: str) -> None:
+    def finished(self, tracking_id: str) -> None:
+        """Stop polling the tracking and forget it: it needs nothing more."""
         self._jobs.remove(tracking_id)
         self._messages.forget(tracking_id)
         if (live := self._live.pop(tracking_id, None)) is not None:
