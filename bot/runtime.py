@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
 from bot.feed import ClipFeed
+from bot.file_lock import SqliteFileLock
 from bot.home import Home, HomeSettings
 from bot.policy import Policy
 from bot.progress import Pacing
@@ -53,6 +54,7 @@ class Bot:
     home: Home | None = None
     unfurls: Unfurls | None = None
     socket_mode: AsyncSocketModeHandler | None = None
+    file_lock: SqliteFileLock | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -65,6 +67,7 @@ class Bot:
         """Open the database, start the scheduler, serve Slack and resume every open tracking."""
         store = Store(settings.async_database_url)
         await store.open()
+        file_lock = None if store.sqlite_file is None else SqliteFileLock.acquire(store.sqlite_file)
         rhombus = RhombusClient.from_settings(settings)
         slack = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(),
@@ -135,6 +138,7 @@ class Bot:
             app=app,
             home=home,
             unfurls=unfurls,
+            file_lock=file_lock,
         )
         bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
         await bot.server.start(settings.host, settings.port)
@@ -182,6 +186,8 @@ class Bot:
         await self.server.close()
         await self.rhombus.aclose()
         await self.store.close()
+        if self.file_lock is not None:
+            self.file_lock.release()
         logger.info("stopped")
 
     async def healthy(self) -> tuple[bool, dict[str, bool]]:

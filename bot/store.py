@@ -204,14 +204,21 @@ class Store:
         """The database URL with any password hidden, for messages and logs."""
         return self._url.render_as_string(hide_password=True)
 
-    async def open(self) -> None:
-        """Create the table if needed; StoreError saying why if the database is unusable."""
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file, or None (PostgreSQL, or SQLite in memory)."""
         database = self._url.database
         if database and database.startswith("file:") and "uri" in self._url.query:
-            # An SQLite URI filename (sqlite:///file:/path.db?mode=ro&uri=true): check its path.
+            # An SQLite URI filename (sqlite:///file:/path.db?mode=ro&uri=true): its path.
             database = unquote(urlsplit(database).path)
-        if self._url.get_backend_name() == "sqlite" and database and database != ":memory:":
-            folder = Path(database).expanduser().absolute().parent  # noqa: ASYNC240
+        if self._url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database).expanduser().absolute()
+
+    async def open(self) -> None:
+        """Create the table if needed; StoreError saying why if the database is unusable."""
+        if self.sqlite_file is not None:
+            folder = self.sqlite_file.parent
             if not folder.is_dir():  # one stat at start-up, before serving
                 raise StoreError(
                     f"cannot open the database {self.description}: "
