@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Self
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
 from bot.feed import ClipFeed
 from bot.file_lock import SqliteFileLock
 from bot.home import Home, HomeSettings
+from bot.metrics import MeteredWebClient, Metrics
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
@@ -29,6 +29,7 @@ from bot.unfurls import Unfurls
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.config import Settings
 
@@ -68,13 +69,17 @@ class Bot:
         store = Store(settings.async_database_url)
         await store.open()
         file_lock = None if store.sqlite_file is None else SqliteFileLock.acquire(store.sqlite_file)
+        metrics = Metrics()
         rhombus = RhombusClient.from_settings(settings)
-        slack = AsyncWebClient(
+        metrics.watch_rhombus(rhombus)
+        slack = MeteredWebClient(
+            metrics,
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
             timeout=10,
         )
         scheduler = AsyncIOScheduler(timezone="UTC")
+        metrics.watch_scheduler(scheduler)
         scheduler.start()
         feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
         messages = SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute)
@@ -140,7 +145,10 @@ class Bot:
             unfurls=unfurls,
             file_lock=file_lock,
         )
-        bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
+        metrics.watch_state(live=lambda: tracker.live_count, edits_waiting=messages.waiting_edits)
+        bot.server = Server(
+            app, signing_secret=signing_secret, health=bot.healthy, metrics=metrics.exposition
+        )
         await bot.server.start(settings.host, settings.port)
         if settings.socket_mode and settings.slack_app_token is not None:
             bot.socket_mode = AsyncSocketModeHandler(

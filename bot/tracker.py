@@ -276,6 +276,11 @@ class Tracker:
         live = self._live.get(tracking.id)
         return live.tracking if live is not None else tracking
 
+    @property
+    def live_count(self) -> int:
+        """How many trackings this process follows now."""
+        return len(self._live)
+
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
         return tracking_id in self._jobs
