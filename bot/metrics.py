@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
     from bot.rhombus import RhombusClient
+    from bot.shards import ShardHolder
 
 # A poll is due every few seconds: lateness worth seeing runs from milliseconds to a minute.
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -98,6 +99,10 @@ class Metrics:
         """Read the live trackings and each workspace's queued edits at every scrape."""
         self.registry.register(_StateCollector(live, edits_waiting))
 
+    def watch_shards(self, shards: ShardHolder) -> None:
+        """Read the shards held, and how many changed hands, at every scrape."""
+        self.registry.register(_ShardCollector(shards))
+
 
 class MeteredWebClient(AsyncWebClient):
     """Slack's Web API client, counting every call and every 429 by method."""
@@ -138,6 +143,28 @@ class _StateCollector(Collector):
         for team, count in sorted(self._edits_waiting().items()):
             waiting.add_metric([team], count)
         yield waiting
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class _ShardCollector(Collector):
+    """The replica's shards, read when Prometheus scrapes."""
+
+    def __init__(self, shards: ShardHolder) -> None:
+        self._shards = shards
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "clipbot_shards_held",
+            "Shards of workspaces this replica follows.",
+            value=len(self._shards.held),
+        )
+        yield CounterMetricFamily(
+            "clipbot_shard_handovers",
+            "Shards this replica took or gave up since it started.",
+            value=self._shards.handovers,
+        )
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

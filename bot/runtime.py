@@ -22,6 +22,7 @@ from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
 from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
+from bot.shards import ShardHolder, shard_of
 from bot.slack_messages import SlackMessages
 from bot.store import Store
 from bot.tracker import Tracker, TrackerSettings
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 # Allocations between two young-generation garbage collections (Python's default is 700).
 GC_THRESHOLD = 10_000
 SHUTDOWN_GRACE_SECONDS = 5.0
+# A status message still being posted by another replica is left to it for this long.
+POSTING_GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Bot:
     unfurls: Unfurls | None = None
     socket_mode: AsyncSocketModeHandler | None = None
     file_lock: SqliteFileLock | None = None
+    shards: ShardHolder | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -78,6 +82,7 @@ class Bot:
             base_url=settings.slack_api_url,
             timeout=10,
         )
+        shards = ShardHolder.for_database(settings.async_database_url)
         scheduler = AsyncIOScheduler(timezone="UTC")
         metrics.watch_scheduler(scheduler)
         scheduler.start()
@@ -97,6 +102,7 @@ class Bot:
                 ),
                 console_url=settings.console_url,
             ),
+            holder=shards,
         )
         signing_secret = (
             None
@@ -144,8 +150,11 @@ class Bot:
             home=home,
             unfurls=unfurls,
             file_lock=file_lock,
+            shards=shards,
         )
         metrics.watch_state(live=lambda: tracker.live_count, edits_waiting=messages.waiting_edits)
+        if shards is not None:
+            metrics.watch_shards(shards)
         bot.server = Server(
             app, signing_secret=signing_secret, health=bot.healthy, metrics=metrics.exposition
         )
@@ -156,7 +165,11 @@ class Bot:
             )
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
-        await tracker.resume(settle=_freeze_start_up)
+        if shards is None:
+            await tracker.resume(settle=_freeze_start_up)
+        else:
+            await _hold_shards(shards, tracker)
+            _freeze_start_up()
         await unfurls.resume()
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
@@ -189,6 +202,8 @@ class Bot:
         if self.home is not None:
             await self.home.close(max(0.0, deadline - asyncio.get_running_loop().time()))
         await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
+        if self.shards is not None:
+            await self.shards.close()  # another replica takes them at its next probe
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.server.close()
@@ -198,13 +213,31 @@ class Bot:
             self.file_lock.release()
         logger.info("stopped")
 
-    async def healthy(self) -> tuple[bool, dict[str, bool]]:
-        """Whether the scheduler runs and the database answers."""
+    async def healthy(self) -> tuple[bool, dict[str, object]]:
+        """Whether the scheduler runs and the database answers; the shards held, with replicas."""
         checks = {
             "scheduler": self.scheduler.running and not self._stopped,
             "database": await self.store.ping(),
         }
-        return all(checks.values()), checks
+        shards = {} if self.shards is None else {"shards": sorted(self.shards.held)}
+        return all(checks.values()), {**checks, **shards}
+
+
+async def _hold_shards(shards: ShardHolder, tracker: Tracker) -> None:
+    """Follow the trackings of the shards this replica holds, as it gains and loses them."""
+
+    async def gained(held: frozenset[int]) -> None:
+        await tracker.resume(
+            teams=lambda team_id: shard_of(team_id) in held, posting_grace=POSTING_GRACE_SECONDS
+        )
+
+    async def lost(held: frozenset[int], orderly: bool) -> None:  # noqa: FBT001
+        await tracker.let_go(lambda team_id: shard_of(team_id) in held, orderly=orderly)
+
+    async def rescan() -> None:
+        await tracker.resume(teams=shards.holds, posting_grace=POSTING_GRACE_SECONDS)
+
+    await shards.start(gained=gained, lost=lost, heard=tracker.heed, rescan=rescan)
 
 
 def _freeze_start_up() -> None:

@@ -48,7 +48,7 @@ class Server:
         app: AsyncApp,
         *,
         signing_secret: str | None,
-        health: Callable[[], Awaitable[tuple[bool, dict[str, bool]]]],
+        health: Callable[[], Awaitable[tuple[bool, dict[str, object]]]],
         metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self._app = app

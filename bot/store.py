@@ -281,6 +281,30 @@ class Store:
         except (SQLAlchemyError, OSError) as error:
             raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
 
+    async def get(self, tracking_id: str) -> Tracking | None:
+        """The tracking with that id, if any."""
+        async with self._sessions() as session:
+            return await session.get(Tracking, tracking_id)
+
+    async def notify(self, channel: str, payload: str, *, tracking: Tracking | None = None) -> None:
+        """NOTIFY `channel` (PostgreSQL) in one transaction with writing `tracking`, if given.
+
+        A listener is told only once the transaction commits, so it always finds the row.
+        """
+        try:
+            async with self._engine.begin() as connection:
+                if tracking is not None:
+                    values = {f"new_{c.key}": getattr(tracking, c.key) for c in _COLUMNS}
+                    await connection.execute(
+                        _UPDATE_UNLESS_FINISHED, [{**values, "tracking_id": tracking.id}]
+                    )
+                await connection.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": channel, "payload": payload},
+                )
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
+
     async def delete(self, tracking_id: str) -> None:
         """Forget a tracking (its status message was never posted)."""
         async with self._sessions.begin() as session:
