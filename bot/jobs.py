@@ -96,5 +96,13 @@ async def in_slices(items: Sequence[T]) -> AsyncIterator[tuple[int, T]]:
             await asyncio.sleep(0)
 
 
+def is_polling_job(job_id: str) -> bool:
+    """Whether a scheduler job is one of these polling jobs."""
+    return job_id.startswith(_JOB_PREFIX)
+
+
+_JOB_PREFIX = "tracking:"
+
+
 def _job_id(tracking_id: str) -> str:
-    return f"tracking:{tracking_id}"
+    return f"{_JOB_PREFIX}{tracking_id}"

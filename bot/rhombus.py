@@ -33,7 +33,7 @@ from bot.rhombus_answers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
     from bot.config import Settings
@@ -153,6 +153,16 @@ class RhombusClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    def add_hooks(
+        self,
+        *,
+        request: Callable[[httpx.Request], Awaitable[None]],
+        response: Callable[[httpx.Response], Awaitable[None]],
+    ) -> None:
+        """Call `request` with every call as it goes out and `response` with every answer."""
+        self._http.event_hooks["request"].append(request)
+        self._http.event_hooks["response"].append(response)
 
     @property
     def paused_for(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -12,20 +13,22 @@ from typing import TYPE_CHECKING, Self
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, register_listeners
 from bot.delivery import Deliveries, DeliverySettings
 from bot.delivery_rows import DeliveryRows
 from bot.directory import Directory
 from bot.feed import ClipFeed
+from bot.file_lock import SqliteFileLock
 from bot.home import Home, HomeSettings
 from bot.made import MadeClips
 from bot.making import Making
+from bot.metrics import MeteredWebClient, Metrics
 from bot.policy import Policy
 from bot.progress import Pacing
 from bot.rhombus import RhombusClient
 from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
+from bot.shards import ShardHolder, shard_of
 from bot.slack_files import SlackFiles
 from bot.slack_messages import SlackMessages
 from bot.store import Store
@@ -35,6 +38,7 @@ from bot.unfurls import Unfurls
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.config import Settings
     from bot.status_message import MadeFromSlack
@@ -44,6 +48,8 @@ logger = logging.getLogger(__name__)
 # Allocations between two young-generation garbage collections (Python's default is 700).
 GC_THRESHOLD = 10_000
 SHUTDOWN_GRACE_SECONDS = 5.0
+# A status message still being posted by another replica is left to it for this long.
+POSTING_GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -64,6 +70,8 @@ class Bot:
     home: Home | None = None
     unfurls: Unfurls | None = None
     socket_mode: AsyncSocketModeHandler | None = None
+    file_lock: SqliteFileLock | None = None
+    shards: ShardHolder | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -76,13 +84,19 @@ class Bot:
         """Open the database, start the scheduler, serve Slack and resume every open tracking."""
         store = Store(settings.async_database_url)
         await store.open()
+        file_lock = None if store.sqlite_file is None else SqliteFileLock.acquire(store.sqlite_file)
+        metrics = Metrics()
         rhombus = RhombusClient.from_settings(settings)
-        slack = AsyncWebClient(
+        metrics.watch_rhombus(rhombus)
+        slack = MeteredWebClient(
+            metrics,
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
             timeout=10,
         )
+        shards = ShardHolder.for_database(settings.async_database_url)
         scheduler = AsyncIOScheduler(timezone="UTC")
+        metrics.watch_scheduler(scheduler)
         scheduler.start()
         feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
         files = SlackFiles(slack)
@@ -128,6 +142,7 @@ class Bot:
             ),
             deliveries=deliveries,
             made=made_shown,
+            holder=shards,
         )
         signing_secret = (
             None
@@ -190,8 +205,15 @@ class Bot:
             deliveries=deliveries,
             files=files,
             making=making,
+            file_lock=file_lock,
+            shards=shards,
         )
-        bot.server = Server(app, signing_secret=signing_secret, health=bot.healthy)
+        metrics.watch_state(live=lambda: tracker.live_count, edits_waiting=messages.waiting_edits)
+        if shards is not None:
+            metrics.watch_shards(shards)
+        bot.server = Server(
+            app, signing_secret=signing_secret, health=bot.healthy, metrics=metrics.exposition
+        )
         await bot.server.start(settings.host, settings.port)
         if settings.socket_mode and settings.slack_app_token is not None:
             bot.socket_mode = AsyncSocketModeHandler(
@@ -200,7 +222,11 @@ class Bot:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         await making.load()  # before any status message of a made clip is rendered
-        await tracker.resume(settle=_freeze_start_up)
+        if shards is None:
+            await tracker.resume(settle=_freeze_start_up)
+        else:
+            await _hold_shards(shards, tracker)
+            _freeze_start_up()
         await making.resume()  # after: a message the tracker recovered is not posted again
         await unfurls.resume()
         if deliveries is not None:
@@ -233,29 +259,61 @@ class Bot:
         if self.unfurls is not None:
             self.unfurls.close()
         await self.server.finish(grace)
+        left = functools.partial(_left, deadline)
         if self.making is not None:
-            await self.making.close(max(0.0, deadline - asyncio.get_running_loop().time()))
+            await self.making.close(left())
         if self.home is not None:
-            await self.home.close(max(0.0, deadline - asyncio.get_running_loop().time()))
-        await self.tracker.drain(max(0.0, deadline - asyncio.get_running_loop().time()))
+            await self.home.close(left())
+        await self.tracker.drain(left())
+        await self._close_parts()
+
+    async def _close_parts(self) -> None:
+        """Close what the bot holds, once its work has ended, in reverse order of start."""
         if self.deliveries is not None:
             await self.deliveries.close()  # each resumes from its row at the next start
         if self.files is not None:
             await self.files.aclose()
+        if self.shards is not None:
+            await self.shards.close()  # another replica takes them at its next probe
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.server.close()
         await self.rhombus.aclose()
         await self.store.close()
+        if self.file_lock is not None:
+            self.file_lock.release()
         logger.info("stopped")
 
-    async def healthy(self) -> tuple[bool, dict[str, bool]]:
-        """Whether the scheduler runs and the database answers."""
+    async def healthy(self) -> tuple[bool, dict[str, object]]:
+        """Whether the scheduler runs and the database answers; the shards held, with replicas."""
         checks = {
             "scheduler": self.scheduler.running and not self._stopped,
             "database": await self.store.ping(),
         }
-        return all(checks.values()), checks
+        shards = {} if self.shards is None else {"shards": sorted(self.shards.held)}
+        return all(checks.values()), {**checks, **shards}
+
+
+def _left(deadline: float) -> float:
+    """Seconds left until `deadline` on the loop's clock (0 once it has passed)."""
+    return max(0.0, deadline - asyncio.get_running_loop().time())
+
+
+async def _hold_shards(shards: ShardHolder, tracker: Tracker) -> None:
+    """Follow the trackings of the shards this replica holds, as it gains and loses them."""
+
+    async def gained(held: frozenset[int]) -> None:
+        await tracker.resume(
+            teams=lambda team_id: shard_of(team_id) in held, posting_grace=POSTING_GRACE_SECONDS
+        )
+
+    async def lost(held: frozenset[int], orderly: bool) -> None:  # noqa: FBT001
+        await tracker.let_go(lambda team_id: shard_of(team_id) in held, orderly=orderly)
+
+    async def rescan() -> None:
+        await tracker.resume(teams=shards.holds, posting_grace=POSTING_GRACE_SECONDS)
+
+    await shards.start(gained=gained, lost=lost, heard=tracker.heed, rescan=rescan)
 
 
 def _freeze_start_up() -> None:

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+# Prometheus' text format (https://prometheus.io/docs/instrumenting/exposition_formats/).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Slack's requests are small; anything bigger is not from Slack.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -45,11 +48,13 @@ class Server:
         app: AsyncApp,
         *,
         signing_secret: str | None,
-        health: Callable[[], Awaitable[tuple[bool, dict[str, bool]]]],
+        health: Callable[[], Awaitable[tuple[bool, dict[str, object]]]],
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self._app = app
         self._verifier = None if signing_secret is None else SignatureVerifier(signing_secret)
         self._health_check = health
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
         self._stopping = False
         self._dispatches: set[asyncio.Task[None]] = set()
@@ -59,6 +64,8 @@ class Server:
         """Listen on `host`:`port` (0: any free port); the port it listens on."""
         web_app = web.Application(client_max_size=MAX_BODY_BYTES)
         web_app.router.add_get(HEALTH_PATH, self._health)
+        if self._metrics is not None:
+            web_app.router.add_get(METRICS_PATH, self._scrape)
         if self._verifier is not None:
             web_app.router.add_post(SLACK_EVENTS_PATH, self._slack_events)
         self._runner = web.AppRunner(web_app, access_log=None)
@@ -89,6 +96,10 @@ class Server:
         return web.json_response(
             {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
         )
+
+    async def _scrape(self, _request: web.Request) -> web.Response:
+        assert self._metrics is not None  # noqa: S101  # the route exists only then
+        return web.Response(body=self._metrics(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         # Slack always sends UTF-8; anything else cannot carry a valid signature and gets 401.

@@ -18,7 +18,6 @@ from bot.rhombus import RhombusError
 from bot.slack_messages import Gone, RetryIn, Sent, Uninstalled
 from bot.status_message import DEFAULT_CONSOLE_URL, render_final_reply, render_status
 from bot.store import Tracking, TrackingState
-from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from bot.slack_messages import SlackMessages
     from bot.status_message import MadeFromSlack, StatusView
     from bot.store import Store
+    from bot.write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,13 @@ class Showing:
         messages: SlackMessages,
         settings: ShowSettings,
         tracker: Lifecycle,
+        rows: WriteBehind,
         deliveries: Deliveries | None = None,
         made: Mapping[str, MadeFromSlack] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._rows = WriteBehind(store)
+        self._rows = rows
         self._rhombus = rhombus
         self._messages = messages
         self._settings = settings
@@ -93,6 +94,8 @@ class Showing:
     async def deliver(self, live: Followed) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
         tracking = live.tracking
+        if self._tracker.live(tracking.id) is not live:
+            return  # let go while this poll was under way: its new holder shows it
         live.progress = live.progress._replace(stale=False)
         live.record()
         self._tracker.changed(tracking)

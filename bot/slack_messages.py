@@ -107,6 +107,10 @@ class SlackMessages:
             queue = self._queues[team_id] = EditQueue(team_id, self._edits_per_minute)
         return queue
 
+    def waiting_edits(self) -> dict[str, int]:
+        """How many edits wait in each workspace's queue."""
+        return {team_id: queue.waiting for team_id, queue in self._queues.items()}
+
     def forget(self, tracking_id: str) -> None:
         """Drop any edit of the tracking's message still waiting (its tracking ended)."""
         for queue in self._queues.values():

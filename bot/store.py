@@ -186,14 +186,21 @@ class Store:
         """The database URL with any password hidden, for messages and logs."""
         return self._url.render_as_string(hide_password=True)
 
-    async def open(self) -> None:
-        """Create the table if needed; StoreError saying why if the database is unusable."""
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file, or None (PostgreSQL, or SQLite in memory)."""
         database = self._url.database
         if database and database.startswith("file:") and "uri" in self._url.query:
-            # An SQLite URI filename (sqlite:///file:/path.db?mode=ro&uri=true): check its path.
+            # An SQLite URI filename (sqlite:///file:/path.db?mode=ro&uri=true): its path.
             database = unquote(urlsplit(database).path)
-        if self._url.get_backend_name() == "sqlite" and database and database != ":memory:":
-            folder = Path(database).expanduser().absolute().parent  # noqa: ASYNC240
+        if self._url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database).expanduser().absolute()
+
+    async def open(self) -> None:
+        """Create the table if needed; StoreError saying why if the database is unusable."""
+        if self.sqlite_file is not None:
+            folder = self.sqlite_file.parent
             if not folder.is_dir():  # one stat at start-up, before serving
                 raise StoreError(
                     f"cannot open the database {self.description}: "
@@ -266,6 +273,30 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    async def get(self, tracking_id: str) -> Tracking | None:
+        """The tracking with that id, if any."""
+        async with self._sessions() as session:
+            return await session.get(Tracking, tracking_id)
+
+    async def notify(self, channel: str, payload: str, *, tracking: Tracking | None = None) -> None:
+        """NOTIFY `channel` (PostgreSQL) in one transaction with writing `tracking`, if given.
+
+        A listener is told only once the transaction commits, so it always finds the row.
+        """
+        try:
+            async with self._engine.begin() as connection:
+                if tracking is not None:
+                    values = {f"new_{c.key}": getattr(tracking, c.key) for c in _COLUMNS}
+                    await connection.execute(
+                        _UPDATE_UNLESS_FINISHED, [{**values, "tracking_id": tracking.id}]
+                    )
+                await connection.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": channel, "payload": payload},
+                )
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreError(f"cannot write to {self.description}: {_reason(error)}") from error
 
     async def delete(self, tracking_id: str) -> None:
         """Forget a tracking (its status message was never posted)."""

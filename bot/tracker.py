@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from bot.clips import Clip, Ending
 from bot.followed import Followed, dump_clip
+from bot.handover import CHANNEL, Everything, Notice, notice, read_notice
 from bot.jobs import PollingJobs, in_slices
 from bot.progress import Answer, Pacing, Rejected, Unreachable, judge, still_starting
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
@@ -24,6 +25,7 @@ from bot.showing import Showing, ShowSettings
 from bot.slack_messages import Sent
 from bot.status_message import DEFAULT_CONSOLE_URL, render_status
 from bot.store import DuplicateTrackingError, Tracking, TrackingState
+from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -32,12 +34,16 @@ if TYPE_CHECKING:
 
     from bot.delivery import Deliveries
     from bot.feed import ClipFeed
+    from bot.handover import Holder
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
     from bot.status_message import MadeFromSlack
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
+
+# How long letting a workspace go to another replica waits for polls and edits under way.
+LET_GO_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,11 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         deliveries: Deliveries | None = None,
         made: Mapping[str, MadeFromSlack] | None = None,
+        holder: Holder | None = None,
     ) -> None:
         self._store = store
+        self._holder = holder or Everything()
+        self._rows = WriteBehind(store)
         self._feed = feed
         self._messages = messages
         self._jobs = PollingJobs(scheduler, settings.pacing.interval, self.poll)
@@ -94,6 +103,7 @@ class Tracker:
                 give_up_after=settings.pacing.give_up_after, console_url=settings.console_url
             ),
             tracker=self,
+            rows=self._rows,
             deliveries=deliveries,
             made=self._made,
             clock=clock,
@@ -109,15 +119,30 @@ class Tracker:
 
     # --- Starting and stopping ------------------------------------------------------------------
 
-    async def resume(self, settle: Callable[[], None] | None = None) -> int:
+    async def resume(
+        self,
+        settle: Callable[[], None] | None = None,
+        *,
+        teams: Callable[[str], bool] | None = None,
+        posting_grace: float = 0.0,
+    ) -> int:
         """Schedule a job for every unfinished tracking in the database; how many were resumed.
 
         `settle` is called once every tracking is loaded, before the first poll is scheduled.
+        Only the workspaces `teams` accepts (default: all) are resumed, and only trackings not
+        followed yet; a status message being posted for less than `posting_grace` seconds is
+        left to whoever posts it (another replica).
         """
+        posted_before = self._clock() - posting_grace
         trackings = [
             tracking
             for tracking in await self._store.unfinished()
-            if tracking.state != TrackingState.POSTING or await self._recover(tracking)
+            if (teams is None or teams(tracking.team_id))
+            and tracking.id not in self._live
+            and (
+                tracking.state != TrackingState.POSTING
+                or (tracking.started_at <= posted_before and await self._recover(tracking))
+            )
         ]
         # Every clip is in the feed before the first poll, so the first refresh reads them all.
         async for _, tracking in in_slices(trackings):
@@ -125,7 +150,8 @@ class Tracker:
         if settle is not None:
             settle()
         await self._jobs.add_spread([tracking.id for tracking in trackings])
-        logger.info("resumed %d tracking(s)", len(trackings))
+        if trackings or teams is None:
+            logger.info("resumed %d tracking(s)", len(trackings))
         return len(trackings)
 
     async def _recover(self, tracking: Tracking) -> bool:
@@ -231,7 +257,11 @@ class Tracker:
             tracking.final_reply_sent = True
             tracking.state = TrackingState.FINISHED
             tracking.finished_at = now
-        await self._store.save(tracking)
+        if tracking.state == TrackingState.FOLLOWING and not self._holder.holds(team_id):
+            # Another replica follows this workspace: it polls from here on.
+            await self._store.notify(CHANNEL, notice(Notice.FOLLOW, tracking.id), tracking=tracking)
+        else:
+            await self._store.save(tracking)
         logger.info(
             "following clip %s in %s (tracking %s, ts %s)",
             clip_id,
@@ -240,7 +270,7 @@ class Tracker:
             tracking.message_ts,
             extra=tracking.log_context,
         )
-        if tracking.state == TrackingState.FOLLOWING:
+        if tracking.state == TrackingState.FOLLOWING and self._holder.holds(team_id):
             self._adopt(Followed.of(tracking, clip))
             self._jobs.add(tracking.id, after=self._settings.pacing.interval)
         self.changed(tracking)
@@ -261,7 +291,9 @@ class Tracker:
     async def refresh(self, tracking_id: str) -> bool:
         """Poll now instead of at the next interval; False when the clip is no longer followed."""
         live = self._live.get(tracking_id)
-        if live is None or live.tracking.state != TrackingState.FOLLOWING:
+        if live is None:
+            return await self._ask_holder(tracking_id, Notice.REFRESH)
+        if live.tracking.state != TrackingState.FOLLOWING:
             return False
         live.progress = live.progress._replace(stalls=0)
         live.refresh_wanted = True
@@ -272,7 +304,7 @@ class Tracker:
         """Stop following at someone's request; False when it had already stopped."""
         live = self._live.get(tracking_id)
         if live is None:
-            return False
+            return await self._ask_holder(tracking_id, Notice.STOP, user_id, ending)
         async with self.working(), live.lock:
             tracking = live.tracking
             if tracking.state != TrackingState.FOLLOWING:
@@ -316,6 +348,78 @@ class Tracker:
     def is_following(self, tracking_id: str) -> bool:
         """Whether a polling job exists for the tracking."""
         return tracking_id in self._jobs
+
+    @property
+    def live_count(self) -> int:
+        """How many trackings this process follows now."""
+        return len(self._live)
+
+    # --- Replicas: work handed to and from the process following a workspace ---------------------
+
+    async def heed(self, payload: str) -> None:
+        """Act on a notice from another replica: follow a tracking, refresh it, or stop it."""
+        read = read_notice(payload)
+        if read is None:
+            return
+        kind, tracking_id = read
+        row = await self._store.get(tracking_id)
+        if (
+            row is None
+            or row.state != TrackingState.FOLLOWING
+            or not self._holder.holds(row.team_id)
+        ):
+            return  # finished meanwhile, or another replica's: the row is the truth
+        if tracking_id not in self._live:
+            # Its ending, if it was stopped, is shown at its first poll.
+            self._adopt(Followed.resume(row))
+            first = self._settings.pacing.interval if kind is Notice.FOLLOW else 0.0
+            self._jobs.add(tracking_id, after=first)
+        elif kind is Notice.REFRESH:
+            await self.refresh(tracking_id)
+        elif kind is Notice.STOP and row.ending is not None:
+            await self.stop(tracking_id, row.stopped_by or "", row.ending)
+
+    async def let_go(self, teams: Callable[[str], bool], *, orderly: bool) -> int:
+        """Stop following those workspaces' trackings here at once; how many there were.
+
+        `orderly`: another replica takes them only after this returns, so polls and edits
+        under way may finish (up to a few seconds) and every row is written first.
+        """
+        gone = [live for live in self._live.values() if teams(live.tracking.team_id)]
+        for live in gone:
+            self.finished(live.tracking.id)
+        if orderly:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LET_GO_SECONDS):
+                    for live in gone:
+                        async with live.lock:
+                            pass
+            await self._rows.flush()
+        else:
+            # Cut off: whoever holds them next reads the table; older news must not overwrite it.
+            self._rows.drop(live.tracking.id for live in gone)
+        if gone:
+            logger.info("stopped following %d tracking(s) here", len(gone))
+        return len(gone)
+
+    async def _ask_holder(
+        self, tracking_id: str, kind: Notice, user_id: str = "", ending: Ending = Ending.STOPPED
+    ) -> bool:
+        """Hand a Refresh or Stop to the replica following the tracking; False if nobody does."""
+        row = await self._store.get(tracking_id)
+        if (
+            row is None
+            or row.state != TrackingState.FOLLOWING
+            or row.ending is not None
+            or self._holder.holds(row.team_id)  # ours, yet not followed: it has ended
+        ):
+            return False
+        if kind is Notice.STOP:
+            row.ending, row.stopped_by = ending, user_id
+            await self._store.notify(CHANNEL, notice(kind, tracking_id), tracking=row)
+        else:
+            await self._store.notify(CHANNEL, notice(kind, tracking_id))
+        return True
 
     # --- The job --------------------------------------------------------------------------------
 

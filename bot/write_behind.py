@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from bot.store import StoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from bot.store import Store, Tracking
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,15 @@ class WriteBehind:
         self._unsaved[tracking.id] = tracking
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_soon(), name="trackings-writer")
+
+    async def flush(self) -> None:
+        """Write what is waiting now (another process is about to read it)."""
+        await self._write(retry=True)
+
+    def drop(self, tracking_ids: Iterable[str]) -> None:
+        """Forget those rows unwritten (another process follows them now, from the table)."""
+        for tracking_id in tracking_ids:
+            self._unsaved.pop(tracking_id, None)
 
     async def close(self) -> None:
         """Write what is waiting, once, and stop."""

@@ -11,10 +11,27 @@ from bot.runtime import Bot
 from standins.rhombus import ManualClock, RhombusSimulator
 from standins.slack import SlackSimulator
 from tests.helpers import APP_TOKEN, BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
+from tests.postgres import fresh_database, postgres_server
+
+# The real-process fixtures (database_url, bot_env, bots) of the tests that kill bots.
+pytest_plugins = ("tests.processes",)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server, started the first time a test needs one."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_url(postgres_server_url: str) -> str:
+    """A fresh PostgreSQL database of its own for the test."""
+    return await fresh_database(postgres_server_url)
 
 
 @pytest.fixture

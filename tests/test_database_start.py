@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,9 +13,13 @@ import pytest
 
 from bot.store import Store
 from tests.helpers import BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET, base_env
+from tests.processes import BotProcesses
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from standins.rhombus import RhombusSimulator
+    from standins.slack import SlackSimulator
 
 # SQLite waits out a lock for its busy timeout (5 s) before it gives up; leave room for that.
 EXIT_TIMEOUT = 30.0
@@ -116,3 +121,35 @@ def test_malformed_database_url_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     (line,) = stderr.strip().splitlines()
     assert str(path) in line
+
+
+@pytest.mark.slow
+async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(
+    tmp_path: Path, slack: SlackSimulator, rhombus: RhombusSimulator
+) -> None:
+    """A second bot on a SQLite file in use exits with one line; once the first stops, it starts."""
+    path = tmp_path / "bot.db"
+    env = {
+        **base_env(),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "RHOMBUS_API_KEY": RHOMBUS_KEY,
+        "RHOMBUS_API_URL": rhombus.url,
+        "DATABASE_URL": f"sqlite:///{path}",
+        "HOST": "127.0.0.1",
+    }
+    bots = BotProcesses(env, tmp_path)
+    try:
+        first = await bots.start()
+
+        status, stderr = await asyncio.to_thread(run_to_exit, f"sqlite:///{path}", tmp_path)
+
+        assert_one_clear_line(status, stderr, path)
+        assert f"another bot process (pid {first.process.pid}) is running on it" in stderr
+        assert "PostgreSQL" in stderr
+        first.process.send_signal(signal.SIGTERM)
+        assert 0 == await bots.exit_status(first)
+        await bots.start()  # the lock went with the first process
+    finally:
+        await bots.close()

@@ -11,9 +11,8 @@ import pytest
 from standins.rhombus import GET_CLIP_PATH, completes
 from standins.rhombus_splicing import SPLICE_PATH
 from standins.slack_requests import post, slash_command
-from tests import test_restart
 from tests.helpers import SIGNING_SECRET
-from tests.test_restart import (
+from tests.processes import (
     BotProcess,
     BotProcesses,
     finished,
@@ -27,10 +26,6 @@ if TYPE_CHECKING:
     from standins.slack import SlackSimulator
 
 CHANNEL = "C0GENERAL"
-# The real-process fixtures of the restart tests.
-database_url = test_restart.database_url
-bot_env = test_restart.bot_env
-bots = test_restart.bots
 
 
 async def make(bot: BotProcess, slack: SlackSimulator) -> None:

@@ -139,6 +139,10 @@ async def test_an_envelope_slack_retries_over_socket_mode_is_acted_on_once(
         await send_over_socket(slack, event_callback(link_shared(later, [CLIP_URL])))
 
         await slack.wait_for(lambda s: unfurled(s, later, CLIP_URL) != "")
+        # Stored before stopping: a Socket Mode listener still writing would be cut off.
+        unfurls = bot.unfurls
+        assert unfurls is not None
+        await wait_until(lambda: len(unfurls._live) == 2)  # noqa: SLF001
         assert 2 == len(slack.calls_to("chat.unfurl"))
     finally:
         await bot.stop()
