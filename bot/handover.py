@@ -9,11 +9,26 @@ sent while nobody listened is not missed for long.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from bot.store import TrackingState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.store import Store
+    from bot.tracker import Tracker
+
+logger = logging.getLogger(__name__)
 
 # The PostgreSQL NOTIFY channel the notices go through.
 CHANNEL = "clipbot_trackings"
+# How long letting a workspace go to another replica waits for polls and edits under way.
+LET_GO_SECONDS = 3.0
 
 
 class Notice(StrEnum):
@@ -51,3 +66,57 @@ class Everything:
     def holds(self, team_id: str) -> bool:  # noqa: ARG002
         """Always."""
         return True
+
+
+class Handover:
+    """Work handed to this replica (notices) and from it (workspaces let go)."""
+
+    def __init__(self, tracker: Tracker, store: Store, holder: Holder, *, interval: float) -> None:
+        self._tracker = tracker
+        self._store = store
+        self._holder = holder
+        self._interval = interval
+
+    async def heed(self, payload: str) -> None:
+        """Act on a notice from another replica: follow a tracking, refresh it, or stop it."""
+        read = read_notice(payload)
+        if read is None:
+            return
+        kind, tracking_id = read
+        row = await self._store.get(tracking_id)
+        if (
+            row is None
+            or row.state != TrackingState.FOLLOWING
+            or not self._holder.holds(row.team_id)
+        ):
+            return  # finished meanwhile, or another replica's: the row is the truth
+        if self._tracker.live(tracking_id) is None:
+            # Its ending, if it was stopped, is shown at its first poll.
+            self._tracker.take_over(row, after=self._interval if kind is Notice.FOLLOW else 0.0)
+        elif kind is Notice.REFRESH:
+            await self._tracker.refresh(tracking_id)
+        elif kind is Notice.STOP and row.ending is not None:
+            await self._tracker.stop(tracking_id, row.stopped_by or "", row.ending)
+
+    async def let_go(self, teams: Callable[[str], bool], *, orderly: bool) -> int:
+        """Stop following those workspaces' trackings here at once; how many there were.
+
+        `orderly`: another replica takes them only after this returns, so polls and edits
+        under way may finish (up to a few seconds) and every row is written first.
+        """
+        gone = self._tracker.followed_in(teams)
+        for live in gone:
+            self._tracker.finished(live.tracking.id)
+        if orderly:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LET_GO_SECONDS):
+                    for live in gone:
+                        async with live.lock:
+                            pass
+            await self._tracker.rows.flush()
+        else:
+            # Cut off: whoever holds them next reads the table; older news must not overwrite it.
+            self._tracker.rows.drop(live.tracking.id for live in gone)
+        if gone:
+            logger.info("stopped following %d tracking(s) here", len(gone))
+        return len(gone)

@@ -104,5 +104,32 @@ def is_polling_job(job_id: str) -> bool:
 _JOB_PREFIX = "tracking:"
 
 
+class Underway:
+    """Counts work under way (polls, edits, listeners posting), so shutdown can wait for it."""
+
+    def __init__(self) -> None:
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        """Mark work under way for as long as the block runs."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
+    async def idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for every piece of work to end; whether they all did."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        return self._idle.is_set()
+
+
 def _job_id(tracking_id: str) -> str:
     return f"{_JOB_PREFIX}{tracking_id}"

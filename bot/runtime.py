@@ -20,6 +20,7 @@ from bot.delivery_rows import DeliveryRows
 from bot.directory import Directory
 from bot.feed import ClipFeed
 from bot.file_lock import SqliteFileLock
+from bot.handover import Handover
 from bot.home import Home, HomeSettings
 from bot.made import MadeClips
 from bot.making import Making
@@ -225,7 +226,11 @@ class Bot:
         if shards is None:
             await tracker.resume(settle=_freeze_start_up)
         else:
-            await _hold_shards(shards, tracker)
+            await _hold_shards(
+                shards,
+                tracker,
+                Handover(tracker, store, shards, interval=settings.poll_interval_seconds),
+            )
             _freeze_start_up()
         await making.resume()  # after: a message the tracker recovered is not posted again
         await unfurls.resume()
@@ -299,7 +304,7 @@ def _left(deadline: float) -> float:
     return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
-async def _hold_shards(shards: ShardHolder, tracker: Tracker) -> None:
+async def _hold_shards(shards: ShardHolder, tracker: Tracker, handover: Handover) -> None:
     """Follow the trackings of the shards this replica holds, as it gains and loses them."""
 
     async def gained(held: frozenset[int]) -> None:
@@ -308,12 +313,12 @@ async def _hold_shards(shards: ShardHolder, tracker: Tracker) -> None:
         )
 
     async def lost(held: frozenset[int], orderly: bool) -> None:  # noqa: FBT001
-        await tracker.let_go(lambda team_id: shard_of(team_id) in held, orderly=orderly)
+        await handover.let_go(lambda team_id: shard_of(team_id) in held, orderly=orderly)
 
     async def rescan() -> None:
         await tracker.resume(teams=shards.holds, posting_grace=POSTING_GRACE_SECONDS)
 
-    await shards.start(gained=gained, lost=lost, heard=tracker.heed, rescan=rescan)
+    await shards.start(gained=gained, lost=lost, heard=handover.heed, rescan=rescan)
 
 
 def _freeze_start_up() -> None:

@@ -86,6 +86,31 @@ class Showing:
         self._made: Mapping[str, MadeFromSlack] = {} if made is None else made
         self._clock = clock
 
+    async def recover(self, tracking: Tracking) -> bool:
+        """Whether the status message a crashed process posted (not recorded) is in Slack.
+
+        Found: the row is followed again; not found: the row is forgotten.
+        """
+        ts = await self._messages.find_posted(tracking)
+        if ts is None:
+            logger.info(
+                "tracking %s was not found posted; forgetting it",
+                tracking.id,
+                extra=tracking.log_context,
+            )
+            await self._store.delete(tracking.id)
+            return False
+        tracking.message_ts = ts
+        tracking.state = TrackingState.FOLLOWING
+        tracking.fingerprint = None  # unknown: the next round edits it to the present
+        await self._store.save(tracking)
+        logger.info(
+            "recovered tracking %s: its status message was posted",
+            tracking.id,
+            extra=tracking.log_context,
+        )
+        return True
+
     async def close(self) -> None:
         """Stop sending edits (the database has what they showed) and write the last rows."""
         await self._messages.close()

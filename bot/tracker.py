@@ -8,7 +8,6 @@ an answer from Rhombus means is decided by `bot.progress`; the message is shown 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -17,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from bot.clips import Clip, Ending
 from bot.followed import Followed, dump_clip
-from bot.handover import CHANNEL, Everything, Notice, notice, read_notice
-from bot.jobs import PollingJobs, in_slices
+from bot.handover import CHANNEL, Everything, Notice, notice
+from bot.jobs import PollingJobs, Underway, in_slices
 from bot.progress import Answer, Pacing, Rejected, Unreachable, judge, still_starting
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.showing import Showing, ShowSettings
@@ -28,7 +27,8 @@ from bot.store import DuplicateTrackingError, Tracking, TrackingState
 from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import Callable, Mapping
+    from contextlib import AbstractAsyncContextManager
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -41,9 +41,6 @@ if TYPE_CHECKING:
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
-
-# How long letting a workspace go to another replica waits for polls and edits under way.
-LET_GO_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -111,9 +108,7 @@ class Tracker:
         # Every tracking with a polling job; its polls touch the database only on change.
         self._live: dict[str, Followed] = {}
         self._closing = False
-        self._busy = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._underway = Underway()
         # Called with a tracking whenever what its message shows changes (the App Home listens).
         self.watchers: list[Callable[[Tracking], None]] = []
 
@@ -141,7 +136,7 @@ class Tracker:
             and tracking.id not in self._live
             and (
                 tracking.state != TrackingState.POSTING
-                or (tracking.started_at <= posted_before and await self._recover(tracking))
+                or (tracking.started_at <= posted_before and await self._showing.recover(tracking))
             )
         ]
         # Every clip is in the feed before the first poll, so the first refresh reads them all.
@@ -154,39 +149,9 @@ class Tracker:
             logger.info("resumed %d tracking(s)", len(trackings))
         return len(trackings)
 
-    async def _recover(self, tracking: Tracking) -> bool:
-        """Adopt the status message a crashed process posted but did not record; False if none."""
-        ts = await self._messages.find_posted(tracking)
-        if ts is None:
-            logger.info(
-                "tracking %s was not found posted; forgetting it",
-                tracking.id,
-                extra=tracking.log_context,
-            )
-            await self._store.delete(tracking.id)
-            return False
-        tracking.message_ts = ts
-        tracking.state = TrackingState.FOLLOWING
-        tracking.fingerprint = None  # unknown: the next round edits it to the present
-        await self._store.save(tracking)
-        logger.info(
-            "recovered tracking %s: its status message was posted",
-            tracking.id,
-            extra=tracking.log_context,
-        )
-        return True
-
-    @contextlib.asynccontextmanager
-    async def working(self) -> AsyncIterator[None]:
+    def working(self) -> AbstractAsyncContextManager[None]:
         """Mark work under way (a poll, a listener posting), so shutdown can wait for it."""
-        self._busy += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._busy -= 1
-            if self._busy == 0:
-                self._idle.set()
+        return self._underway.working()
 
     async def drain(self, seconds: float) -> None:
         """Wait (up to `seconds`) for work under way to finish, then stop sending edits.
@@ -196,8 +161,7 @@ class Tracker:
         """
         self._closing = True
         self._feed.close()  # polls waiting for a page refresh end now
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), seconds)
+        await self._underway.idle(seconds)
         await self._showing.close()
 
     # --- What the Slack listeners call ----------------------------------------------------------
@@ -340,8 +304,7 @@ class Tracker:
         tracking.changed_at = tracking.progress_at = tracking.reached_at = now
         if not await self._store.reopen(tracking):
             return False
-        self._adopt(Followed.resume(tracking))
-        self._jobs.add(tracking.id, after=0.0)
+        self.take_over(tracking, after=0.0)
         logger.info("following tracking %s again", tracking.id, extra=tracking.log_context)
         return True
 
@@ -354,53 +317,21 @@ class Tracker:
         """How many trackings this process follows now."""
         return len(self._live)
 
+    def take_over(self, tracking: Tracking, *, after: float) -> None:
+        """Follow a stored tracking here from now on, its first poll `after` seconds from now."""
+        self._adopt(Followed.resume(tracking))
+        self._jobs.add(tracking.id, after=after)
+
+    def followed_in(self, teams: Callable[[str], bool]) -> list[Followed]:
+        """The trackings followed here of the workspaces `teams` accepts."""
+        return [live for live in self._live.values() if teams(live.tracking.team_id)]
+
+    @property
+    def rows(self) -> WriteBehind:
+        """The rows waiting to be written."""
+        return self._rows
+
     # --- Replicas: work handed to and from the process following a workspace ---------------------
-
-    async def heed(self, payload: str) -> None:
-        """Act on a notice from another replica: follow a tracking, refresh it, or stop it."""
-        read = read_notice(payload)
-        if read is None:
-            return
-        kind, tracking_id = read
-        row = await self._store.get(tracking_id)
-        if (
-            row is None
-            or row.state != TrackingState.FOLLOWING
-            or not self._holder.holds(row.team_id)
-        ):
-            return  # finished meanwhile, or another replica's: the row is the truth
-        if tracking_id not in self._live:
-            # Its ending, if it was stopped, is shown at its first poll.
-            self._adopt(Followed.resume(row))
-            first = self._settings.pacing.interval if kind is Notice.FOLLOW else 0.0
-            self._jobs.add(tracking_id, after=first)
-        elif kind is Notice.REFRESH:
-            await self.refresh(tracking_id)
-        elif kind is Notice.STOP and row.ending is not None:
-            await self.stop(tracking_id, row.stopped_by or "", row.ending)
-
-    async def let_go(self, teams: Callable[[str], bool], *, orderly: bool) -> int:
-        """Stop following those workspaces' trackings here at once; how many there were.
-
-        `orderly`: another replica takes them only after this returns, so polls and edits
-        under way may finish (up to a few seconds) and every row is written first.
-        """
-        gone = [live for live in self._live.values() if teams(live.tracking.team_id)]
-        for live in gone:
-            self.finished(live.tracking.id)
-        if orderly:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LET_GO_SECONDS):
-                    for live in gone:
-                        async with live.lock:
-                            pass
-            await self._rows.flush()
-        else:
-            # Cut off: whoever holds them next reads the table; older news must not overwrite it.
-            self._rows.drop(live.tracking.id for live in gone)
-        if gone:
-            logger.info("stopped following %d tracking(s) here", len(gone))
-        return len(gone)
 
     async def _ask_holder(
         self, tracking_id: str, kind: Notice, user_id: str = "", ending: Ending = Ending.STOPPED
