@@ -358,3 +358,28 @@ async def test_an_archived_camera_unfurls_without_the_button(bot, slack, rhombus
         text[text.index("📷") :][:18],
         ACTION_UNFURL_CLIP in text,
     )
+
+
+async def test_follow_a_clip_of_this_over_socket_mode(make_settings, slack, rhombus):
+    """Over Socket Mode the click is acknowledged within Slack's 3 s and the clip is made."""
+    bot = await Bot.start(make_settings(slack_app_token=APP_TOKEN))
+    try:
+        await slack.wait_for_socket_connection()
+        url = camera_url((int(time.time()) - 600) * 1000)
+        message = slack.post_user_message("C0GENERAL", url)
+        await send_over_socket(slack, event_callback(link_shared(message, [url])))
+        await slack.wait_for(lambda s: unfurled(s, message, url) != "")
+        unfurl = slack.surfaces.unfurl_of(message.channel, message.ts, url)
+        request = unfurl_action(
+            ACTION_UNFURL_CLIP,
+            follow_value(unfurl),
+            unfurl=unfurl,
+            response_url=slack.response_url(),
+        )
+
+        await send_over_socket(slack, request)  # raises unless acknowledged within 3 s
+
+        await slack.wait_for(lambda s: len(bot_replies(s, message.ts)) == 1)
+    finally:
+        await bot.stop()
+    assert 1 == len(rhombus.splicing.requests)
