@@ -18,6 +18,7 @@ from bot.home_view import FOLLOW_MODAL
 from bot.making import USAGE as MAKING_USAGE
 from bot.making_buttons import MadeButtons
 from bot.making_views import CAMERA_ACTION, MODAL_CALLBACK
+from bot.moment_clips import MomentClips
 from bot.policy import Asker, Policy
 from bot.status_message import (
     ACTION_CANCEL,
@@ -26,7 +27,7 @@ from bot.status_message import (
     ACTION_RETRY,
     ACTION_STOP,
 )
-from bot.unfurl_view import ACTION_UNFURL_OPEN
+from bot.unfurl_view import ACTION_UNFURL_CLIP, ACTION_UNFURL_OPEN
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -68,7 +69,8 @@ def usage(max_clips: int) -> str:
         "(the ⋮ menu) to follow them in its thread.\n"
         f"• {MAKING_USAGE}\n"
         "• The bot's *Home* tab lists the clips you follow and the organisation's recent "
-        "clips; Rhombus links pasted in a message show the clip's status."
+        "clips; Rhombus links pasted in a message show the clip's status, or the camera at that "
+        "moment with *Follow a clip of this*."
     )
 
 
@@ -94,6 +96,7 @@ def register_listeners(  # noqa: PLR0913
         buttons = MadeButtons(tracker, rhombus, making.shown, policy)
         app.action(ACTION_CANCEL)(buttons.cancel)
         app.action(ACTION_RETRY)(buttons.retry)
+        app.action(ACTION_UNFURL_CLIP)(MomentClips(making, policy).clicked)
     command = ClipCommand(policy, forms=forms, follow=following.follow_text)
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)

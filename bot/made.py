@@ -75,16 +75,36 @@ class MadeClip(Base):
         return {"team": self.team_id, "channel": self.channel_id, "clip": self.clip_id}
 
 
+class MadeThread(Base):
+    """The thread a made clip's status message goes in (**Follow a clip of this**).
+
+    A table of its own: `create_all` adds a new table to an existing database, never a column.
+    """
+
+    __tablename__ = "made_threads"
+
+    made_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32))
+
+
 class MadeClips:
     """Reads and writes `made_clips` on the bot's database."""
 
     def __init__(self, store: Store) -> None:
         self._sessions = store.sessions
 
-    async def add(self, made: MadeClip) -> None:
-        """Insert a new row."""
+    async def add(self, made: MadeClip, thread_ts: str | None = None) -> None:
+        """Insert a new row, and the thread its status message goes in, if any."""
         async with self._sessions.begin() as session:
             session.add(made)
+            if thread_ts is not None:
+                session.add(MadeThread(made_id=made.id, thread_ts=thread_ts))
+
+    async def thread_of(self, made: MadeClip) -> str | None:
+        """The thread the clip's status message goes in; None: the channel itself."""
+        async with self._sessions() as session:
+            row = await session.get(MadeThread, made.id)
+        return row.thread_ts if row is not None else None
 
     async def save(self, made: MadeClip) -> None:
         """Write every field of a row."""

@@ -116,7 +116,8 @@ class Making:
             await self._made.save(made)
         else:
             logger.info("posting clip %s made before a restart", made.clip_id)
-            await self._post(made, functools.partial(self._tell_user, made))
+            tell = functools.partial(self._tell_user, made)
+            await self._post(made, tell, await self._made.thread_of(made))
 
     # --- `/clip new` ----------------------------------------------------------------------------
 
@@ -139,15 +140,14 @@ class Making:
             await tell(USAGE)
             return
         try:
-            known = await self._known(*await self._user_zone(client, asker.user_id))
-            order = order_from_text(text, known)
+            order = order_from_text(text, await self.known_for(client, asker.user_id))
         except WrongInput as wrong:
             await tell(f"{wrong}\nFor example: {EXAMPLE}")
             return
         except RhombusError as error:
             await tell(unreachable(error))
             return
-        await self._make(asker, order, tell)
+        await self.make(asker, order, tell)
 
     # --- The modal ------------------------------------------------------------------------------
 
@@ -202,12 +202,15 @@ class Making:
         async def tell(message: str) -> None:
             await self._ephemeral(client, asker.channel_id, asker.user_id, message)
 
-        self._spawn(self._make(asker, order, tell))
+        self._spawn(self.make(asker, order, tell))
 
     # --- Making and posting ---------------------------------------------------------------------
 
-    async def _make(self, asker: Asker, order: Order, tell: Tell) -> None:
-        """Check the footage, splice, record, then post and follow the status message."""
+    async def make(self, asker: Asker, order: Order, tell: Tell) -> None:
+        """Check the footage, splice, record, then post and follow the status message.
+
+        In the asker's thread when they have one; `tell` answers the person alone.
+        """
         async with self._tracker.working():
             camera, wanted = order.camera, order.range
             start_sec = wanted.start_ms // 1000
@@ -242,7 +245,7 @@ class Making:
                 state=MadeState.SPLICING,
                 made_at=self._clock(),
             )
-            await self._made.add(made)
+            await self._made.add(made, asker.thread_ts)
             if not await self._splice(made, order, tell):
                 return
             if not camera.online:
@@ -250,7 +253,7 @@ class Making:
                     f"⚠️ {quote_for_reason(camera.name)} is offline right now: its clip may wait "
                     "for it to reconnect before it uploads."
                 )
-            await self._post(made, tell)
+            await self._post(made, tell, asker.thread_ts)
 
     async def _splice(self, made: MadeClip, order: Order, tell: Tell) -> bool:
         devices = [f"{order.camera.uuid}.v0"] + ([f"{order.camera.uuid}.a0"] if order.audio else [])
@@ -290,7 +293,7 @@ class Making:
         logger.info("made clip %s from Slack", made.clip_id, extra=made.log_context)
         return True
 
-    async def _post(self, made: MadeClip, tell: Tell) -> None:
+    async def _post(self, made: MadeClip, tell: Tell, thread_ts: str | None = None) -> None:
         clip_id = made.clip_id or ""
         try:
             clip = await self._rhombus.get_clip(clip_id)
@@ -314,7 +317,7 @@ class Making:
         result = await self._tracker.follow(
             team_id=made.team_id,
             channel_id=made.channel_id,
-            thread_ts=None,
+            thread_ts=thread_ts,
             clip_id=clip_id,
             requester_id=made.creator_id,
             clip=clip,
@@ -330,6 +333,10 @@ class Making:
             await tell(f"Clip `{clip_id}` is already followed in this channel.")
 
     # --- Slack ----------------------------------------------------------------------------------
+
+    async def known_for(self, client: AsyncWebClient, user_id: str) -> Known:
+        """What checking an order needs, in the person's Slack time zone."""
+        return await self._known(*await self._user_zone(client, user_id))
 
     async def _known(self, tz: str | None, tz_offset: int | None) -> Known:
         """What checking an order needs: cameras, the longest clip, now, the person's zone."""

@@ -1,17 +1,21 @@
-"""What a person asks `/clip new` for, checked: from the command's words or the modal's fields.
+"""What a person asks a clip to be made of, checked: from words, a form or a camera unfurl.
 
-Pure: the cameras, the organisation's longest clip, the present and the person's time zone are
-inputs. The text form raises `WrongInput` naming the wrong part; the modal gets an error per field.
+`/clip new`'s words or its modal's fields, or the moment of a camera unfurl's **Follow a clip of
+this**. Pure: the cameras, the organisation's longest clip, the present and the person's time zone
+are inputs. The text form raises `WrongInput` naming the wrong part; the modal gets an error per
+field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.cameras import Camera, describe_miss, find_camera
 from bot.making_views import CAMERA_BLOCK, DURATION_BLOCK, TIME_BLOCK
 from bot.when import (
+    EARLIEST,
     Range,
     WrongInput,
     check_past,
@@ -23,12 +27,14 @@ from bot.when import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime, tzinfo
+    from datetime import tzinfo
 
     from bot.making_views import ModalValues
 
 EXAMPLE = '`/clip new "Loading Dock North" -10m 2m Forklift near door 3`'
 TITLE_LIMIT = 200
+# Follow a clip of this: a minute around the moment.
+AROUND_SEC = 60
 DESCRIPTION_LIMIT = 1000
 # Slack's modal errors are short lines under a field.
 _FIELD_ERROR_LIMIT = 150
@@ -133,3 +139,23 @@ def _field_error(wrong: WrongInput) -> str:
         str(wrong).replace("`", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     )
     return text[:_FIELD_ERROR_LIMIT]
+
+
+def order_around(camera_id: str, at_ms: int, known: Known) -> Order:
+    """A minute around a moment (from 30 s before), moved back to end by now; the longest clip.
+
+    The camera must be one a clip can be made from; the moment must have happened.
+    """
+    camera = next((c for c in known.cameras if c.uuid == camera_id), None)
+    if camera is None:
+        raise WrongInput("camera", "This camera is archived or gone: no clip can be made from it.")
+    duration = min(AROUND_SEC, known.max_duration)
+    moment = datetime.fromtimestamp(at_ms / 1000, UTC)
+    if moment > known.now:
+        raise WrongInput("start", "That moment has not happened yet, so there is no footage.")
+    start = min(moment - timedelta(seconds=duration / 2), known.now - timedelta(seconds=duration))
+    if start < EARLIEST:
+        raise WrongInput("start", "That moment is before Rhombus kept any footage.")
+    wanted = Range(start, duration)
+    check_past(wanted, now=known.now)
+    return Order(camera, wanted, _default_title(camera, wanted, known), "", camera.has_audio)

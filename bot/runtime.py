@@ -151,6 +151,7 @@ class Bot:
             else settings.slack_signing_secret.get_secret_value()
         )
         app = build_app(slack, signing_secret)
+        directory = Directory(rhombus)  # one camera cache, for making clips and for unfurls
         unfurls = Unfurls(
             client=slack,
             store=store,
@@ -161,6 +162,8 @@ class Bot:
             console_url=settings.console_url,
             interval=settings.poll_interval_seconds,
             give_up_after=settings.give_up_minutes * 60,
+            directory=directory,
+            offer_clips=True,
         )
         policy = Policy(
             max_clips=settings.max_clips_per_command,
@@ -172,7 +175,7 @@ class Bot:
         making = Making(
             tracker=tracker,
             rhombus=rhombus,
-            directory=Directory(rhombus),
+            directory=directory,
             policy=policy,
             made_clips=MadeClips(store),
             shown=made_shown,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -26,16 +27,17 @@ from bot.overview import clip_title, status_phrase
 from bot.status_message import DEFAULT_CONSOLE_URL, clip_link
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from bot.clips import Clip
 
 ACTION_UNFURL_OPEN = "unfurl_open"
+ACTION_UNFURL_CLIP = "unfurl_make_clip"
 # Rhombus's consoles (https://docs.slack.dev: at most five unfurl domains per app).
 CONSOLE_HOSTS = frozenset(
     {"console.rhombussystems.com", "console.eu.rhombussystems.com", "console.rhombus.com"}
 )
 _NAME_LIMIT = 150
+_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,8}")
+_MS = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,40 @@ class ClipLink:
     """A link containing a saved clip's id."""
 
     clip_id: str
+
+
+@dataclass(frozen=True)
+class MomentClip:
+    """What **Follow a clip of this** asks for: a clip around the moment, in that thread."""
+
+    moment: CameraMoment
+    thread_ts: str | None = None
+
+    @property
+    def value(self) -> str:
+        """The button's value: `{camera} {epoch ms}[ {thread ts}]`."""
+        words = [self.moment.camera_id, str(self.moment.at_ms), self.thread_ts or ""]
+        return " ".join(words).strip()
+
+    @classmethod
+    def of(cls, moment: CameraMoment, thread_ts: object) -> MomentClip:
+        """A clip around the moment, in the thread `link_shared` named if it names one."""
+        in_thread = thread_ts if isinstance(thread_ts, str) and _TS.fullmatch(thread_ts) else None
+        return cls(moment, in_thread)
+
+    @classmethod
+    def read(cls, value: object) -> MomentClip | None:
+        """The button's value read back; None for anything the bot did not write."""
+        words = value.split(" ") if isinstance(value, str) and len(value) <= 100 else []
+        if len(words) not in {2, 3} or not is_clip_id(words[0]) or not _MS.fullmatch(words[1]):
+            return None
+        at_ms = int(words[1])
+        thread_ts = words[2] if len(words) == 3 else None
+        if not 0 < at_ms <= LATEST_EPOCH * 1000 or not (
+            thread_ts is None or _TS.fullmatch(thread_ts)
+        ):
+            return None
+        return cls(CameraMoment(words[0], at_ms), thread_ts)
 
 
 def read_link(url: str, hosts: frozenset[str] = CONSOLE_HOSTS) -> CameraMoment | ClipLink | None:
@@ -100,19 +136,37 @@ def render_refused_unfurl(clip_id: str, reason: str) -> RenderedMessage:
 
 
 def render_camera_unfurl(
-    moment: CameraMoment, cameras: Mapping[str, str], console_url: str = DEFAULT_CONSOLE_URL
+    moment: CameraMoment,
+    camera: CameraShown,
+    console_url: str = DEFAULT_CONSOLE_URL,
+    *,
+    offer: MomentClip | None = None,
 ) -> RenderedMessage:
-    """A camera at a moment: its name and the moment, in each reader's own time zone."""
-    name = one_line(cameras.get(moment.camera_id) or "", _NAME_LIMIT) or "Rhombus camera"
+    """A camera at a moment: its name, location and the moment, in each reader's time zone.
+
+    With `offer`, a **Follow a clip of this** button asks for a clip around that moment.
+    """
+    name = one_line(camera.name or "", _NAME_LIMIT) or "Rhombus camera"
+    location = one_line(camera.location or "", _NAME_LIMIT)
+    where = f" · {escape_mrkdwn(location)}" if location else ""
     when = date_token(moment.at_ms // 1000) or ""
-    text = truncate(f"📷 *{escape_mrkdwn(name)}*\n{when}", SECTION_TEXT_LIMIT)
-    camera = quote(moment.camera_id, safe="")
-    url = f"{console_url.rstrip('/')}/devices/cameras/{camera}/?t={moment.at_ms}"
-    blocks = [
-        section(mrkdwn(text)),
-        {"type": "actions", "elements": [_open(moment.camera_id, url)]},
-    ]
-    return RenderedMessage(text=f"📷 {escape_mrkdwn(name)}", blocks=blocks)
+    text = truncate(f"📷 *{escape_mrkdwn(name)}*{where}\n{when}", SECTION_TEXT_LIMIT)
+    camera_id = quote(moment.camera_id, safe="")
+    url = f"{console_url.rstrip('/')}/devices/cameras/{camera_id}/?t={moment.at_ms}"
+    buttons = [_open(moment.camera_id, url)]
+    if offer is not None:
+        label = "Follow a clip of this"
+        buttons.insert(0, button(label, ACTION_UNFURL_CLIP, value=offer.value, style="primary"))
+    blocks = [section(mrkdwn(text)), {"type": "actions", "elements": buttons}]
+    return RenderedMessage(text=f"📷 {escape_mrkdwn(name)}{where}", blocks=blocks)
+
+
+@dataclass(frozen=True)
+class CameraShown:
+    """What an unfurl says of a camera: its name and location, when Rhombus gives them."""
+
+    name: str | None = None
+    location: str | None = None
 
 
 def _open(value: str, url: str) -> JsonBlock:

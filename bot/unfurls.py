@@ -1,6 +1,8 @@
 """Rhombus links that unfurl: `link_shared` answered with `chat.unfurl`, kept up to date.
 
-A link to a saved clip unfurls as the clip's status, and the unfurl is edited as the clip
+A camera-at-a-time link unfurls as the camera's name, location and moment (from the cached
+camera list), with **Follow a clip of this** when clips can be made from Slack. A link to a
+saved clip unfurls as the clip's status, and the unfurl is edited as the clip
 advances until it is final. Those updates go through the workspace's edit queue, and only when
 no status message edit waits there: status edits come first.
 """
@@ -26,7 +28,9 @@ from bot.unfurl_rows import LinkUnfurl, UnfurlRows
 from bot.unfurl_view import (
     CONSOLE_HOSTS,
     CameraMoment,
+    CameraShown,
     ClipLink,
+    MomentClip,
     read_link,
     render_camera_unfurl,
     render_clip_unfurl,
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.blocks import RenderedMessage
+    from bot.directory import Directory
     from bot.feed import ClipFeed
     from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
@@ -82,6 +87,8 @@ class Unfurls:
         console_url: str,
         interval: float,
         give_up_after: float,
+        directory: Directory,
+        offer_clips: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -94,6 +101,8 @@ class Unfurls:
         self._hosts = CONSOLE_HOSTS | {_host(console_url)}
         self._interval = interval
         self._give_up_after = give_up_after
+        self._directory = directory
+        self._offer_clips = offer_clips
         self._clock = clock
         self._live: dict[str, LinkUnfurl] = {}
         self._closing = False
@@ -117,7 +126,7 @@ class Unfurls:
             for link in event.get("links") or []
             if isinstance(link, dict) and isinstance(link.get("url"), str)
         ]
-        shown, moving = await self._render_links(links[:MAX_LINKS])
+        shown, moving = await self._render_links(links[:MAX_LINKS], event.get("thread_ts"))
         if not shown:
             return
         unfurls = {url: {"blocks": message.blocks} for url, message in shown.items()}
@@ -140,7 +149,7 @@ class Unfurls:
             )
 
     async def _render_links(
-        self, links: list[str]
+        self, links: list[str], thread_ts: object = None
     ) -> tuple[dict[str, RenderedMessage], dict[str, tuple[str, RenderedMessage]]]:
         """Each link's unfurl; and the clip id of those to keep up to date (not final yet)."""
         shown: dict[str, RenderedMessage] = {}
@@ -148,7 +157,9 @@ class Unfurls:
         for url in dict.fromkeys(links):
             target = read_link(url, self._hosts)
             if isinstance(target, CameraMoment):
-                shown[url] = render_camera_unfurl(target, await self._cameras(), self._console_url)
+                camera, can_clip = await self._camera(target.camera_id)
+                offer = MomentClip.of(target, thread_ts) if can_clip and self._offer_clips else None
+                shown[url] = render_camera_unfurl(target, camera, self._console_url, offer=offer)
             elif isinstance(target, ClipLink):
                 rendered = await self._clip_unfurl(target.clip_id)
                 if rendered is not None:
@@ -174,12 +185,18 @@ class Unfurls:
             return None
         return render_clip_unfurl(clip_id, clip, self._console_url), not clip.is_final
 
-    async def _cameras(self) -> dict[str, str]:
+    async def _camera(self, camera_id: str) -> tuple[CameraShown, bool]:
+        """The camera's name and location, and whether a clip can be made from it."""
         try:
-            return await self._rhombus.camera_names()
+            cameras = await self._directory.cameras()
         except RhombusError as error:
-            logger.info("camera names unavailable: %s", error)
-            return {}
+            logger.info("camera list unavailable: %s", error)
+            return CameraShown(), False
+        # Archived cameras are left out, as Rhombus leaves them out of the camera list.
+        found = next((camera for camera in cameras if camera.uuid == camera_id), None)
+        if found is None:
+            return CameraShown(), False
+        return CameraShown(found.name, found.location), True
 
     async def _unfurl(self, where: dict[str, Any], unfurls: dict[str, Any]) -> str | None:
         """Call chat.unfurl; Slack's error code, or None when it took the unfurls."""

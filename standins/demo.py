@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import sys
@@ -14,9 +15,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import Settings
 from bot.runtime import Bot
-from standins.rhombus import DEMO_CLIPS, RhombusSimulator
+from bot.unfurl_view import ACTION_UNFURL_CLIP
+from standins.rhombus import DEMO_CLIPS, LOBBY_CAMERA, RhombusSimulator
 from standins.slack import SlackSimulator
-from standins.slack_requests import post, slash_command
+from standins.slack_requests import (
+    SlackRequest,
+    event_callback,
+    link_shared,
+    post,
+    slash_command,
+    unfurl_action,
+)
 
 if TYPE_CHECKING:
     from standins.slack import Call
@@ -68,6 +77,7 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
                 await _wait_for_posts(slack, len(DEMO_CLIPS) - 1)
                 out.write("\n@alice in #general: /clip list\n")
                 await _type_command(bot.port, "list", slack.response_url())
+                await _follow_camera_moment(bot.port, slack, out)
                 finished = await _wait_until_all_finished(bot, slack, printer)
             finally:
                 await bot.stop()
@@ -81,11 +91,34 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
 
 async def _type_command(port: int, text: str, response_url: str) -> None:
     """Send `/clip text` to the bot the way Slack does: a signed, form-encoded POST."""
-    await post(
-        f"http://127.0.0.1:{port}/slack/events",
-        slash_command(text, response_url=response_url),
-        signing_secret=_SIGNING_SECRET,
+    await _send(port, slash_command(text, response_url=response_url))
+
+
+async def _follow_camera_moment(port: int, slack: SlackSimulator, out: TextIO) -> None:
+    """Paste a camera link, then press **Follow a clip of this** on its unfurl."""
+    url = f"https://console.rhombussystems.com/devices/cameras/{LOBBY_CAMERA}/?t="
+    url += str((int(time.time()) - 180) * 1000)
+    out.write(f"\n@alice in #general: {url}\n")
+    message = slack.post_user_message("C0GENERAL", url)
+    await _send(port, event_callback(link_shared(message, [url])))
+    await slack.wait_for(
+        lambda sim: sim.surfaces.unfurl_of("C0GENERAL", message.ts, url) is not None
     )
+    unfurl = slack.surfaces.unfurl_of("C0GENERAL", message.ts, url)
+    if unfurl is None:
+        return
+    buttons = [element for block in unfurl.blocks for element in block.get("elements", [])]
+    value = next(e["value"] for e in buttons if e.get("action_id") == ACTION_UNFURL_CLIP)
+    out.write("\n@alice presses [Follow a clip of this] on the unfurl\n")
+    click = unfurl_action(
+        ACTION_UNFURL_CLIP, value, unfurl=unfurl, response_url=slack.response_url()
+    )
+    await _send(port, click)
+
+
+async def _send(port: int, request: SlackRequest) -> None:
+    """Send a request to the bot the way Slack does: signed."""
+    await post(f"http://127.0.0.1:{port}/slack/events", request, signing_secret=_SIGNING_SECRET)
 
 
 async def _wait_for_posts(slack: SlackSimulator, count: int) -> None:
@@ -121,18 +154,22 @@ class _Printer:
         self._slack = slack
         self._seen_ephemerals = 0
         self._names: dict[str, str] = {}
+        self._threaded: set[str] = set()  # thread replies the bot edits (status messages)
 
     def call(self, call: Call) -> None:
         if call.ok and call.method == "files.completeUploadExternal":
             self._shared(call)
+        if call.ok and call.method == "chat.unfurl" and call.args.get("channel"):
+            self._unfurled(call)
         if not call.ok or call.method not in {"chat.postMessage", "chat.update"}:
             return
         args = call.args
         answer = call.response or {}
         ts = str(answer.get("ts") or args.get("ts") or "")
         key = f"{args.get('channel')}/{ts}"
-        if args.get("thread_ts"):
-            label = "thread reply"
+        if args.get("thread_ts") or key in self._threaded:
+            self._threaded.add(key)
+            label = f"thread reply{', edited' if call.method == 'chat.update' else ''}"
         else:
             self._names.setdefault(key, f"message {len(self._names) + 1}")
             label = (
@@ -145,6 +182,17 @@ class _Printer:
         self._out.write(f"\n── #general · {label} " + "─" * max(0, 50 - len(label)) + "\n")
         for line in lines:
             self._out.write(f"  {line}\n")
+        self._out.flush()
+
+    def _unfurled(self, call: Call) -> None:
+        """A link's unfurl, as the bot attached it."""
+        unfurls = call.args.get("unfurls")
+        if isinstance(unfurls, str):
+            unfurls = json.loads(unfurls)
+        self._out.write("\n── #general · unfurl " + "─" * 44 + "\n")
+        for unfurl in unfurls.values() if isinstance(unfurls, dict) else []:
+            for line in _blocks_as_text(unfurl.get("blocks") or []):
+                self._out.write(f"  {line}\n")
         self._out.flush()
 
     def _shared(self, call: Call) -> None:
@@ -167,8 +215,6 @@ class _Printer:
 
 
 def _json_list(text: str) -> list[Any]:
-    import json  # noqa: PLC0415  # only for blocks sent as a JSON string
-
     value = json.loads(text)
     return value if isinstance(value, list) else []
 

@@ -15,6 +15,7 @@ import httpx
 
 if TYPE_CHECKING:
     from standins.slack import Message, SlackSimulator
+    from standins.slack_surfaces import Unfurl
 
 SignatureMode = Literal["valid", "wrong", "missing", "old"]
 EnvelopeType = Literal["slash_commands", "interactive", "events_api"]
@@ -117,36 +118,51 @@ def block_action(  # noqa: PLR0913 - an action is named by all of these
     origin: Origin = DEFAULT_ORIGIN,
 ) -> SlackRequest:
     """A click on an interactive element of `message` (type block_actions)."""
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": _user(origin),
-        "api_app_id": origin.api_app_id,
-        "token": _VERIFICATION_TOKEN,
-        "container": {
-            "type": "message",
-            "message_ts": message.ts,
-            "channel_id": message.channel,
-            "is_ephemeral": False,
-        },
-        "trigger_id": _trigger_id(),
-        "team": {"id": origin.team_id, "domain": origin.team_domain},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": message.channel, "name": origin.channel_name},
-        "message": _message(message),
-        "state": {"values": {}},
-        "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": block_id,
-                "value": value,
-                "type": action_type,
-                "action_ts": _action_ts(),
-            }
-        ],
+    container = {
+        "type": "message",
+        "message_ts": message.ts,
+        "channel_id": message.channel,
+        "is_ephemeral": False,
     }
-    return _interactive(payload)
+    return _block_actions(
+        {"action_id": action_id, "block_id": block_id, "value": value, "type": action_type},
+        container=container,
+        origin=origin,
+        channel={"id": message.channel, "name": origin.channel_name},
+        message=_message(message),
+        state={"values": {}},
+        response_url=response_url,
+    )
+
+
+def unfurl_action(
+    action_id: str,
+    value: str,
+    *,
+    unfurl: Unfurl,
+    response_url: str,
+    origin: Origin = DEFAULT_ORIGIN,
+) -> SlackRequest:
+    """A click on a button of the app's unfurl: no `message`; the container names the link's."""
+    container = {
+        "type": "message_attachment",
+        "message_ts": unfurl.ts,
+        "attachment_id": 1,
+        "channel_id": unfurl.channel,
+        "is_ephemeral": False,
+        "is_app_unfurl": True,
+        "app_unfurl_url": unfurl.url,
+    }
+    app_unfurl = {"id": 1, "blocks": unfurl.blocks, "app_unfurl_url": unfurl.url}
+    return _block_actions(
+        {"action_id": action_id, "block_id": "unfurl", "value": value, "type": "button"},
+        container=container,
+        origin=origin,
+        channel={"id": unfurl.channel, "name": origin.channel_name},
+        app_unfurl=app_unfurl | {"is_app_unfurl": True},
+        state={"values": {}},
+        response_url=response_url,
+    )
 
 
 @dataclass(frozen=True)
@@ -217,6 +233,8 @@ def link_shared(
         }
     else:
         event |= {"channel": message.channel, "message_ts": message.ts}
+        if message.thread_ts is not None:
+            event["thread_ts"] = message.thread_ts
     return event
 
 
@@ -229,28 +247,13 @@ def home_action(
     origin: Origin = DEFAULT_ORIGIN,
 ) -> SlackRequest:
     """A click on a button of the app's Home tab (type block_actions, container view)."""
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": _user(origin),
-        "api_app_id": origin.api_app_id,
-        "token": _VERIFICATION_TOKEN,
-        "container": {"type": "view", "view_id": view_id},
-        "trigger_id": trigger_id or _trigger_id(),
-        "team": {"id": origin.team_id, "domain": origin.team_domain},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "view": {"id": view_id, "type": "home", "team_id": origin.team_id},
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "home",
-                "value": value,
-                "type": "button",
-                "action_ts": _action_ts(),
-            }
-        ],
-    }
-    return _interactive(payload)
+    return _block_actions(
+        {"action_id": action_id, "block_id": "home", "value": value, "type": "button"},
+        container={"type": "view", "view_id": view_id},
+        origin=origin,
+        trigger_id=trigger_id,
+        view={"id": view_id, "type": "home", "team_id": origin.team_id},
+    )
 
 
 def view_submission(
@@ -368,6 +371,31 @@ async def send_over_socket(
     return await slack.send_socket_request(
         request.envelope_type, request.payload, retry_attempt=retry_attempt
     )
+
+
+def _block_actions(
+    action: dict[str, str],
+    *,
+    container: dict[str, Any],
+    origin: Origin,
+    trigger_id: str | None = None,
+    **fields: object,
+) -> SlackRequest:
+    """A block_actions payload: who clicked what, in which container, and what else it carries."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": _user(origin),
+        "api_app_id": origin.api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "container": container,
+        "trigger_id": trigger_id or _trigger_id(),
+        "team": {"id": origin.team_id, "domain": origin.team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        **fields,
+        "actions": [action | {"action_ts": _action_ts()}],
+    }
+    return _interactive(payload)
 
 
 def _interactive(payload: dict[str, Any]) -> SlackRequest:

@@ -30,3 +30,6 @@ async def test_demo_runs_every_clip_to_its_end():
     assert "🖼  Thumbnail of Lobby: package delivery" in printed
     assert '/clip new "Loading Dock" -5m 1m Forklift at the dock' in printed
     assert "Made from Slack by @alice · Loading Dock" in printed
+    assert "📷 Lobby · Headquarters" in printed
+    assert "@alice presses [Follow a clip of this] on the unfurl" in printed
+    assert "Made from Slack by @alice · Lobby" in printed

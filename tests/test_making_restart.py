@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from standins.rhombus import GET_CLIP_PATH, completes
+from bot.unfurl_view import ACTION_UNFURL_CLIP
+from standins.rhombus import GET_CLIP_PATH, LOBBY_CAMERA, completes
 from standins.rhombus_splicing import SPLICE_PATH
-from standins.slack_requests import post, slash_command
+from standins.slack_requests import (
+    event_callback,
+    link_shared,
+    post,
+    slash_command,
+    unfurl_action,
+)
 from tests.helpers import SIGNING_SECRET
 from tests.processes import (
     BotProcess,
@@ -20,6 +28,7 @@ from tests.processes import (
     shown_text,
     status_messages,
 )
+from tests.test_unfurls import follow_value
 
 if TYPE_CHECKING:
     from standins.rhombus import Exchange, ManualClock, RhombusSimulator
@@ -114,4 +123,41 @@ async def test_kill_9_during_the_splice_tells_the_person(
     (told,) = slack.ephemerals
     assert ("chat.postEphemeral", "U0ALICE", CHANNEL) == (told.source, told.user, told.channel)
     assert "can't tell whether it was made" in told.text
+    assert [] == status_messages(slack)
+
+
+@pytest.mark.slow
+async def test_kill_9_after_the_splice_of_an_unfurl_click_posts_in_the_links_thread(
+    bots: BotProcesses,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    """Follow a clip of this, killed after the splice: the next start posts in the link's thread."""
+    rhombus.splicing.script = completes(10)
+    first = await bots.start()
+    at_ms = (int(time.time()) - 600) * 1000
+    url = f"https://console.rhombussystems.com/devices/cameras/{LOBBY_CAMERA}/?t={at_ms}"
+    link = slack.post_user_message(CHANNEL, url)
+    events = f"{first.url}/slack/events"
+    await post(events, event_callback(link_shared(link, [url])), signing_secret=SIGNING_SECRET)
+    await bots.wait_for(slack, lambda s: s.surfaces.unfurl_of(CHANNEL, link.ts, url) is not None)
+    unfurl = slack.surfaces.unfurl_of(CHANNEL, link.ts, url)
+    assert unfurl is not None
+    kill_on_request(rhombus, first, GET_CLIP_PATH)  # the first call after spliceV3 answered
+    click = unfurl_action(
+        ACTION_UNFURL_CLIP, follow_value(unfurl), unfurl=unfurl, response_url=slack.response_url()
+    )
+    await post(events, click, signing_secret=SIGNING_SECRET)
+    assert -signal.SIGKILL == await bots.exit_status(first)
+    assert ([], 1) == (slack.thread_replies(CHANNEL, link.ts), len(rhombus.splicing.requests))
+
+    await bots.start()
+
+    await bots.wait_for(slack, lambda s: len(s.thread_replies(CHANNEL, link.ts)) == 1)
+    (message,) = slack.thread_replies(CHANNEL, link.ts)
+    clock.advance(35)
+    await finished(database_url, message, bots)
+    assert "Ready" in message.text, bots.output()
     assert [] == status_messages(slack)

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import json
+import time
 
+import pytest
+
+from bot.moment_clips import NOT_OURS
 from bot.runtime import Bot
 from bot.store import TrackingState
 from bot.unfurl_rows import UnfurlRows
+from bot.unfurl_view import ACTION_UNFURL_CLIP
 from bot.unfurls import JOB_ID
 from standins.rhombus import LOBBY_CAMERA, stays
-from standins.slack_requests import event_callback, link_shared, send_over_socket
+from standins.slack_requests import (
+    Origin,
+    event_callback,
+    link_shared,
+    send_over_socket,
+    unfurl_action,
+)
 from tests.helpers import (
     APP_TOKEN,
     CLIP,
     OTHER,
     clip_command,
+    finished,
     send,
+    shown_text,
     status_messages,
     stored,
     wait_until,
@@ -69,8 +82,9 @@ async def test_a_camera_link_unfurls_as_the_camera_at_that_moment(bot, slack):
 
     await slack.wait_for(lambda s: unfurled(s, message, url) != "")
     text = unfurled(slack, message, url)
-    assert "📷 *Lobby*" in text
+    assert "📷 *Lobby* · Headquarters" in text
     assert "<!date^1764000000^{date_short_pretty} at {time}|2025-11-24T16:00:00Z>" in text
+    assert ACTION_UNFURL_CLIP in text
     assert [] == list(await UnfurlRows(bot.store).live())
 
 
@@ -190,3 +204,186 @@ async def test_a_restart_keeps_updating_the_unfurls_it_had(make_settings, slack,
         await slack.wait_for(lambda s: "Uploading 90%" in unfurled(s, message, CLIP_URL))
     finally:
         await bot.stop()
+
+
+# --- Follow a clip of this ------------------------------------------------------------------------
+
+
+def camera_url(at_ms: int) -> str:
+    """A camera-at-a-time link to the lobby camera."""
+    return f"{CONSOLE}/devices/cameras/{LOBBY_CAMERA}/?t={at_ms}"
+
+
+async def camera_unfurl(bot, slack, at_ms, *, thread_ts=None):
+    """A person posts a camera link (in a thread, if given); the unfurl the bot attached."""
+    url = camera_url(at_ms)
+    message = slack.post_user_message("C0GENERAL", url, thread_ts=thread_ts)
+    await send(bot, event_callback(link_shared(message, [url])))
+    await slack.wait_for(lambda s: unfurled(s, message, url) != "")
+    return message, slack.surfaces.unfurl_of(message.channel, message.ts, url)
+
+
+def follow_value(unfurl) -> str:
+    """The value of the unfurl's Follow a clip of this button."""
+    (element,) = [
+        element
+        for block in unfurl.blocks
+        for element in block.get("elements", [])
+        if element.get("action_id") == ACTION_UNFURL_CLIP
+    ]
+    return str(element["value"])
+
+
+async def click(bot, slack, unfurl, value=None, **origin):
+    """Press Follow a clip of this on the unfurl (or send `value` in its place)."""
+    request = unfurl_action(
+        ACTION_UNFURL_CLIP,
+        follow_value(unfurl) if value is None else value,
+        unfurl=unfurl,
+        response_url=slack.response_url(),
+        origin=Origin(**origin),
+    )
+    response = await send(bot, request)
+    assert (200, "") == (response.status_code, response.text)
+
+
+def bot_replies(slack, thread_ts):
+    """The bot's messages in a thread of #general."""
+    return [m for m in slack.thread_replies("C0GENERAL", thread_ts) if m.bot_id is not None]
+
+
+async def test_follow_a_clip_of_this_makes_a_minute_around_it_in_the_links_thread(
+    bot, slack, rhombus, clock
+):
+    """spliceV3 from 30 s before the moment for 60 s; its status is followed in the thread."""
+    at_ms = (int(time.time()) - 600) * 1000 + 250
+    message, unfurl = await camera_unfurl(bot, slack, at_ms)
+
+    await click(bot, slack, unfurl)
+
+    await slack.wait_for(lambda s: len(bot_replies(s, message.ts)) == 1)
+    (body,) = rhombus.splicing.requests
+    expected = ([f"{LOBBY_CAMERA}.v0", f"{LOBBY_CAMERA}.a0"], at_ms - 30_000, 60)
+    assert expected == (body["deviceUuids"], body["startTimeMillis"], body["durationSec"])
+    (status,) = bot_replies(slack, message.ts)
+    assert "Made from Slack by <@U0ALICE> · Lobby" in shown_text(status)
+    clock.advance(30)
+    tracking = await finished(bot, status)
+    assert (message.ts, "Ready") == (tracking.thread_ts, "Ready" if "Ready" in status.text else "")
+    assert ([], []) == (status_messages(slack), slack.ephemerals)
+
+
+async def test_a_link_posted_in_a_thread_gets_its_clip_in_that_thread(bot, slack):
+    """The status message goes in the thread the link was posted in, not under the link."""
+    root = slack.post_user_message("C0GENERAL", "what happened at the door?")
+    at_ms = (int(time.time()) - 300) * 1000
+    message, unfurl = await camera_unfurl(bot, slack, at_ms, thread_ts=root.ts)
+
+    await click(bot, slack, unfurl)
+
+    await slack.wait_for(lambda s: len(bot_replies(s, root.ts)) == 1)
+    assert (root.ts, []) == (bot_replies(slack, root.ts)[0].thread_ts, status_messages(slack))
+    assert [] == bot_replies(slack, message.ts)
+
+
+async def test_someone_not_allowed_to_make_clips_is_told_and_nothing_is_posted(
+    make_settings, slack, rhombus
+):
+    """With CLIP_CREATORS set, anyone else clicking gets an ephemeral answer; nothing is made."""
+    running = await Bot.start(make_settings(clip_creators="U0BOB"))
+    try:
+        message, unfurl = await camera_unfurl(running, slack, (int(time.time()) - 600) * 1000)
+        await click(running, slack, unfurl)
+        await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    finally:
+        await running.stop()
+    (answer,) = slack.ephemerals
+    assert ("chat.postEphemeral", "C0GENERAL", "U0ALICE") == (
+        answer.source,
+        answer.channel,
+        answer.user,
+    )
+    assert "not on the list of people who can make Rhombus clips" in answer.text
+    assert ([], []) == (rhombus.splicing.requests, bot_replies(slack, message.ts))
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        ("no footage", "recorded nothing"),
+        ("rhombus refuses", "Rhombus refused to make the clip: Camera storage is full"),
+        ("future", "has not happened yet"),
+    ],
+)
+async def test_a_clip_that_cannot_be_made_is_explained_to_whoever_clicked(
+    bot, slack, rhombus, setup, said
+):
+    """No footage, Rhombus's refusal or a moment to come: an ephemeral answer, nothing posted."""
+    at_ms = (int(time.time()) + (3600 if setup == "future" else -600)) * 1000
+    if setup == "no footage":
+        rhombus.splicing.presence[LOBBY_CAMERA] = []
+    if setup == "rhombus refuses":
+        rhombus.splicing.error_msg = "Camera storage is full"
+    message, unfurl = await camera_unfurl(bot, slack, at_ms)
+
+    await click(bot, slack, unfurl, user_id="U0BOB", user_name="bob")
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    (answer,) = slack.ephemerals
+    assert ("C0GENERAL", "U0BOB") == (answer.channel, answer.user)
+    assert said in answer.text
+    assert ([], []) == (bot_replies(slack, message.ts), status_messages(slack))
+    assert (setup == "rhombus refuses") == bool(rhombus.splicing.requests)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "garbage", f"{LOBBY_CAMERA} <!channel>", f"{LOBBY_CAMERA} 1 2 3", "x" * 3000],
+)
+async def test_a_button_value_the_bot_did_not_write_is_refused(bot, slack, rhombus, value):
+    """A hostile or garbage value is acknowledged and answered plainly; nothing is made."""
+    message, unfurl = await camera_unfurl(bot, slack, (int(time.time()) - 600) * 1000)
+
+    await click(bot, slack, unfurl, value)
+
+    await slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert NOT_OURS == slack.ephemerals[0].text
+    assert ([], []) == (rhombus.splicing.requests, bot_replies(slack, message.ts))
+
+
+async def test_an_archived_camera_unfurls_without_the_button(bot, slack, rhombus):
+    """A camera Rhombus no longer lists (archived) shows the moment alone, and offers no clip."""
+    rhombus.set_camera(LOBBY_CAMERA, mummified=True)
+
+    _, unfurl = await camera_unfurl(bot, slack, 1_764_000_000_000)
+
+    text = json.dumps(unfurl.blocks, ensure_ascii=False)
+    assert ("📷 *Rhombus camera*", False) == (
+        text[text.index("📷") :][:18],
+        ACTION_UNFURL_CLIP in text,
+    )
+
+
+async def test_follow_a_clip_of_this_over_socket_mode(make_settings, slack, rhombus):
+    """Over Socket Mode the click is acknowledged within Slack's 3 s and the clip is made."""
+    bot = await Bot.start(make_settings(slack_app_token=APP_TOKEN))
+    try:
+        await slack.wait_for_socket_connection()
+        url = camera_url((int(time.time()) - 600) * 1000)
+        message = slack.post_user_message("C0GENERAL", url)
+        await send_over_socket(slack, event_callback(link_shared(message, [url])))
+        await slack.wait_for(lambda s: unfurled(s, message, url) != "")
+        unfurl = slack.surfaces.unfurl_of(message.channel, message.ts, url)
+        request = unfurl_action(
+            ACTION_UNFURL_CLIP,
+            follow_value(unfurl),
+            unfurl=unfurl,
+            response_url=slack.response_url(),
+        )
+
+        await send_over_socket(slack, request)  # raises unless acknowledged within 3 s
+
+        await slack.wait_for(lambda s: len(bot_replies(s, message.ts)) == 1)
+    finally:
+        await bot.stop()
+    assert 1 == len(rhombus.splicing.requests)
