@@ -17,8 +17,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import Ending, RenderedMessage, StatusView, render_final_reply, render_status
-from bot.budget import EditQueue
 from bot.clips import Clip, ClipStatus
+from bot.edits import EditQueue
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.store import DuplicateTrackingError, Store, StoreError, Tracking, TrackingState
 
