@@ -8,7 +8,9 @@ every `--every` seconds, in `--channels` channels of one workspace in turn, `--c
 each clip starts when it is asked for and moves through three stages (initiating, uploading
 0-100 %, rendering 0-100 %, a third of its life each) to COMPLETE, its life drawn evenly from
 `--shortest` to `--longest` seconds. The real bot runs in its own process with its default
-settings, polling every `--poll-interval` seconds, until every end is announced or `--minutes`.
+settings, polling every `--poll-interval` seconds and sending `--edits-per-minute` edits a
+minute, until every end is announced or `--minutes`. `--slack-latency` makes the fake Slack
+answer `chat.update` and `chat.postMessage` that much later, as the real one does.
 
 Reported, for the same run: how long after Rhombus reported each end (the simulator's script
 time) its status message showed it, for the bot and for an ideal sender, which spends the same
@@ -111,13 +113,20 @@ async def follow_one_by_one(args: argparse.Namespace) -> Run:
     slack = SlackSimulator(
         channels=channels(args.channels), rate_limits={"chat.update": args.slack_limit}
     )
+    if args.slack_latency > 0:
+        for method in ("chat.update", "chat.postMessage"):
+            slack.fail(method, delay=args.slack_latency, times=-1)
     lives = random.Random(args.seed)  # noqa: S311  # a benchmark's load, not cryptography
     channel_ids = list(channels(args.channels))
     followed: list[Followed] = []
     with tempfile.TemporaryDirectory(prefix="bench-ends-") as folder:
         async with rhombus, slack:
             settings = bot_settings(
-                rhombus, slack, Path(folder) / "bot.db", poll_interval_seconds=args.poll_interval
+                rhombus,
+                slack,
+                Path(folder) / "bot.db",
+                poll_interval_seconds=args.poll_interval,
+                slack_edits_per_minute=args.edits_per_minute,
             )
             bot = await BotProcess.start(settings, Path(folder) / "bot.log")
             sender = await CommandSender.start(
@@ -154,7 +163,7 @@ def report(args: argparse.Namespace, run: Run) -> bool:
     # An end the message did not show before the run ended counts as late as the run is long.
     bot = [run.end - one.followed.ended if (d := one.final_delay()) is None else d for one in ended]
     unshown = sum(one.final_delay() is None for one in ended)
-    budget = Settings.model_fields["slack_edits_per_minute"].default
+    budget = args.edits_per_minute
     ends = [one.followed.ended for one in ended]
     ideal = ideal_delays(ends, args.slack_limit, RATE_LIMIT_WINDOW_SECONDS)
     ideal_budget = ideal_delays(ends, math.floor(budget), RATE_LIMIT_WINDOW_SECONDS)
@@ -169,8 +178,9 @@ def report(args: argparse.Namespace, run: Run) -> bool:
     say(f"## Ends at Slack's limit: {args.clips} clips, one workspace ({machine()})")
     say()
     say(
-        f"Fake Slack limit: chat.update {args.slack_limit}/min (sliding). Bot: defaults "
-        f"(SLACK_EDITS_PER_MINUTE {budget:g}), POLL_INTERVAL_SECONDS {args.poll_interval:g}. "
+        f"Fake Slack limit: chat.update {args.slack_limit}/min (sliding), answering in "
+        f"{args.slack_latency:g} s. Bot: defaults, SLACK_EDITS_PER_MINUTE {budget:g}, "
+        f"POLL_INTERVAL_SECONDS {args.poll_interval:g}. "
         f"One `/clip` every {args.every:g} s in {args.channels} channels; each clip complete "
         f"{args.shortest:g}-{args.longest:g} s after it was asked for. Run: "
         f"{run.end - run.start:.0f} s; {len(ended)} clips ended in Rhombus during the run, "
@@ -244,6 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--poll-interval", type=float, default=5.0, help="the bot's POLL_INTERVAL_SECONDS (5)"
+    )
+    parser.add_argument(
+        "--edits-per-minute",
+        type=float,
+        default=Settings.model_fields["slack_edits_per_minute"].default,
+        help="the bot's SLACK_EDITS_PER_MINUTE (its default)",
+    )
+    parser.add_argument(
+        "--slack-latency",
+        type=float,
+        default=0.0,
+        help="seconds fake Slack takes to answer chat.update and chat.postMessage (0)",
     )
     parser.add_argument(
         "--slack-limit", type=int, default=50, help="fake Slack's chat.update limit a minute (50)"
