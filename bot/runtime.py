@@ -94,6 +94,7 @@ class Bot:
                 console_url=settings.console_url,
             ),
         )
+        feed.on_final = tracker.poll_now
         signing_secret = (
             None
             if settings.socket_mode or settings.slack_signing_secret is None

@@ -421,6 +421,13 @@ class Tracker:
         self._schedule(tracking_id, _after(0.0))
         return True
 
+    def poll_now(self, clip_ids: set[str]) -> None:
+        """Poll the trackings of these clips now rather than at their turn (they just ended)."""
+        for live in self._live.values():
+            # A poll under way holds the lock; APScheduler would skip a second run with a warning.
+            if live.tracking.clip_id in clip_ids and not live.lock.locked():
+                self._reschedule(live.tracking.id, 0.0)
+
     async def stop(self, tracking_id: str, user_id: str) -> bool:
         """Stop following at someone's request; False when it had already stopped."""
         live = self._live.get(tracking_id)
