@@ -8,7 +8,7 @@ workspace, sliding window: 429 with Retry-After beyond it). `--clips` clips are 
 Every clip progresses all the time (initiating, uploading 0-100 %, rendering 0-100 %, each a
 third of its life) and its end comes at its own time, evenly spread from `--first-end` to
 `--last-end` seconds after the start; in every ten, nine complete and one fails while rendering.
-The real bot runs in its own process with its default settings (40 edits a minute), polling
+The real bot runs in its own process with its default settings (48 edits a minute), polling
 every `--poll-interval` seconds, for `--minutes` or until every clip's end is announced.
 
 Reported: Slack calls per minute in the workspace and 429s; how long after Rhombus reported a
@@ -36,6 +36,7 @@ from bench.bot_process import BotProcess
 from bench.figures import busiest_window, machine, percentile, say, secs, table
 from bench.load import CommandSender
 from bench.stage import bot_settings, channels
+from bot.config import Settings
 from bot.progress import EDIT_STEP_PERCENT
 from standins.rhombus import RhombusSimulator, completes, fails
 from standins.slack import SlackSimulator
@@ -249,12 +250,13 @@ async def run(args: argparse.Namespace) -> bool:
     too_late = sum(delay > FINAL_DELAY_GOAL_SECONDS for delay in delays)
     refused = sum(call.status == 429 for call in slack.calls)
 
+    budget = Settings.model_fields["slack_edits_per_minute"].default
     say(f"## Slack edits of {args.clips} live clips in one workspace ({machine()})")
     say()
     say(
         f"Fake Slack limit: chat.update {args.slack_limit}/min (sliding). Bot: defaults "
-        f"(SLACK_EDITS_PER_MINUTE 40), POLL_INTERVAL_SECONDS {args.poll_interval:g}. Clips: "
-        f"ends spread over {args.first_end:g}-{args.last_end:g} s after the commands. Run: "
+        f"(SLACK_EDITS_PER_MINUTE {budget:g}), POLL_INTERVAL_SECONDS {args.poll_interval:g}. "
+        f"Clips: ends spread over {args.first_end:g}-{args.last_end:g} s after the commands. Run: "
         f"{end - start:.0f} s, {len(messages)} status messages; {len(ended)} clips ended in "
         f"Rhombus during the run, {len(ended) - unshown} of those ends shown."
     )

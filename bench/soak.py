@@ -2,7 +2,7 @@
 
 Run on demand, not by pytest: `python -m bench.soak --minutes 10 --clips 300`. The bot runs
 in-process (`Bot.start`, SQLite in a temporary folder) with its default pacing (poll every 5 s,
-40 edits a minute) against the Rhombus simulator and the Slack stand-in, both injecting faults at
+48 edits a minute) against the Rhombus simulator and the Slack stand-in, both injecting faults at
 random for the first three quarters of the run. Clips are asked for in waves of `/clip` commands
 across several channels; a few are stuck OFFLINE (the bot gives up on them), a few are stopped with
 the Stop button. After a fault-free drain (longer by at most a tenth while clips are still
@@ -69,7 +69,7 @@ STOPPER = "U0DAVE"
 CLIPS_PER_COMMAND = 5
 # The bot's default MAX_POLL_INTERVAL_SECONDS: how late a stalled clip may be noticed.
 MAX_POLL_INTERVAL = 60.0
-EDITS_PER_MINUTE = 40.0
+EDITS_PER_MINUTE: float = Settings.model_fields["slack_edits_per_minute"].default
 # In every twenty clips: what their Rhombus script does.
 MIX: tuple[Kind, ...] = (
     *("completes",) * 11,

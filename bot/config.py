@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     max_poll_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     rhombus_calls_per_second: float = Field(default=5.0, gt=0, le=1000)
     give_up_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
-    slack_edits_per_minute: float = Field(default=40.0, gt=0, le=600)
+    slack_edits_per_minute: float = Field(default=48.0, gt=0, le=600)
     max_clips_per_command: int = Field(default=5, ge=1, le=20)
     post_restricted_clips: bool = False
     home_refresh_seconds: float = Field(default=10.0, ge=0.1, le=3600)

@@ -46,7 +46,9 @@ class ClipFeed:
       most one refresh old;
     - a clip never seen waits for a refresh that looks for it (`poll`, for polling jobs, answers
       None at once instead); one the pages did not return (deleted, or further back than a
-      refresh reads) falls back to its own call.
+      refresh reads) falls back to its own call;
+    - clips a page shows final for the first time are passed to `on_final`, so that their jobs
+      can poll at once rather than at their turn (an end is what people wait for).
 
     When a refresh fails, older answers are not served: questions wait for the next refresh and
     get its error, so every poll learns that Rhombus is in trouble.
@@ -75,6 +77,9 @@ class ClipFeed:
         self._missed: set[str] = set()  # followed clips the last complete refresh did not return
         self._refreshing: asyncio.Task[None] | None = None
         self._failed = False  # whether the last refresh ended in an error
+        # Told which followed clips a page showed final for the first time: their polls need
+        # not wait for their turn to find out.
+        self.on_final: Callable[[set[str]], None] | None = None
 
     def follow(self, clip_id: str, created_at_ms: int | None) -> None:
         """Count one more follower of a clip."""
@@ -190,10 +195,16 @@ class ClipFeed:
         for _ in range(self.max_pages):
             page = await self._rhombus.get_clips_page(page_size=PAGE_SIZE, page_token=token)
             now = self._clock()
+            final: set[str] = set()
             for clip in page.clips:
                 if clip.uuid in self._followed:
+                    before = self._snapshots.get(clip.uuid)
+                    if clip.is_final and (before is None or not before.clip.is_final):
+                        final.add(clip.uuid)
                     self._snapshots[clip.uuid] = _Snapshot(clip, now)
                     wanted.discard(clip.uuid)
+            if final and self.on_final is not None:
+                self.on_final(final)
             last = page.clips[-1].created_at_ms if page.clips else None
             # Newest first: past the oldest followed clip, later pages cannot hold any of them.
             past_oldest = oldest is not None and last is not None and last < oldest

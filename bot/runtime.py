@@ -145,6 +145,8 @@ class Bot:
             made=made_shown,
             holder=shards,
         )
+        feed.on_final = tracker.poll_now
+        feed.on_final = tracker.poll_now
         signing_secret = (
             None
             if settings.socket_mode or settings.slack_signing_secret is None

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 
-from bot.budget import SHORT_WAIT_SECONDS, Backoff, EditQueue
+from bot.budget import SHORT_WAIT_SECONDS, Backoff
+from bot.edits import EditQueue
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable

@@ -317,6 +317,13 @@ class Tracker:
         """How many trackings this process follows now."""
         return len(self._live)
 
+    def poll_now(self, clip_ids: set[str]) -> None:
+        """Poll the trackings of these clips now rather than at their turn (they just ended)."""
+        for live in self._live.values():
+            # A poll under way holds the lock; APScheduler would skip a second run with a warning.
+            if live.tracking.clip_id in clip_ids and not live.lock.locked():
+                self._jobs.delay(live.tracking.id, 0.0)
+
     def take_over(self, tracking: Tracking, *, after: float) -> None:
         """Follow a stored tracking here from now on, its first poll `after` seconds from now."""
         self._adopt(Followed.resume(tracking))

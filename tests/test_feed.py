@@ -219,3 +219,23 @@ async def test_a_poll_does_not_wait_for_the_pages_that_bring_its_first_answer(rh
     assert [None] * 10 == first
     assert ids == [clip.uuid for clip in second if clip is not None]
     assert (1, 0) == (rhombus.calls[PAGES], rhombus.calls[ONE])
+
+
+async def test_a_refresh_tells_once_which_followed_clips_it_found_ended(rhombus):
+    """Clips a page shows final for the first time are reported, so their polls need not wait."""
+    clock = ManualClock()
+    ids = _add_live_clips(rhombus, 11)
+    async with RhombusClient(api_key=RHOMBUS_KEY, base_url=rhombus.url) as client:
+        feed = _following(client, ids[:9], max_age=5, clock=clock)
+        told: list[set[str]] = []
+        feed.on_final = told.append
+        await asyncio.gather(*(feed.recent(clip_id) for clip_id in ids[:9]))
+        rhombus.set_clip(ids[0], status="COMPLETE", percentComplete=100)
+        rhombus.set_clip(ids[1], status="FAILED")
+        for late in ids[9:]:
+            clock.advance(6)
+            await feed.recent(ids[2])  # starts a refresh
+            feed.follow(late, None)
+            await feed.recent(late)  # waits for a refresh that looked for it
+
+    assert [{ids[0], ids[1]}] == told

@@ -281,6 +281,25 @@ async def test_refresh_button_polls_now(make_settings, slack, rhombus):
         await bot.stop()
 
 
+async def test_a_clip_the_feed_saw_end_is_polled_at_once(make_settings, slack, rhombus):
+    """Told that a clip ended, the tracker polls it now rather than at its next turn."""
+    bot = await Bot.start(make_settings(poll_interval_seconds=600))
+    try:
+        rhombus.add_clip(CLIP, script=stays("RENDERING", "Processing video", 90))
+        await clip_command(bot, slack, CLIP)
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        (message,) = status_messages(slack)
+        await stored(bot, message, TrackingState.FOLLOWING)
+        rhombus.set_clip(CLIP, status="COMPLETE", percentComplete=100)
+
+        bot.tracker.poll_now({CLIP})
+
+        await slack.wait_for(lambda s: len(s.thread_replies("C0GENERAL", message.ts)) == 1)
+        assert "Ready" in shown_text(message)
+    finally:
+        await bot.stop()
+
+
 async def test_open_button_is_acknowledged(bot, slack, rhombus):
     """The link button's click is acknowledged with 200 and changes nothing."""
     rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 10))
