@@ -20,6 +20,7 @@ from bot.delivery_rows import DeliveryRows, DeliveryState
 from bot.runtime import Bot
 from bot.store import Store, Tracking, TrackingState
 from standins.rhombus import completes, stays
+from standins.slack import Message
 from standins.slack_requests import post, slash_command
 from tests.helpers import SIGNING_SECRET, base_env, stored, wait_until
 from tests.processes import (
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from standins.rhombus import Exchange, ManualClock, RhombusSimulator
-    from standins.slack import Call, Message, SlackSimulator
+    from standins.slack import Call, SlackSimulator
 
 CLIP = "LobbyClip0123456789abc"
 CHANNEL = "C0GENERAL"
@@ -230,19 +231,24 @@ def top_level_posts(slack: SlackSimulator) -> list[Call]:
     ]
 
 
-async def test_a_restart_spreads_the_first_polls_over_one_interval(make_settings):
+async def test_a_restart_spreads_the_first_polls_over_one_interval(make_settings, slack):
     """1,000 stored trackings: their first polls are evenly spaced from the start, none at once."""
     settings = make_settings(poll_interval_seconds=30)
     store = Store(settings.async_database_url)
     await store.open()
     now = time.time()
     for n in range(1000):
+        # Their messages exist, so a first poll that edits one does not end its tracking.
+        ts = f"{now - 3600 + n}.000100"
+        slack.messages["C0GENERAL", ts] = Message(
+            "C0GENERAL", ts, slack.bot_user_id, "Clip", bot_id=slack.bot_id
+        )
         await store.add(
             Tracking(
                 id=Tracking.new_id(),
                 team_id="T0SIM",
                 channel_id="C0GENERAL",
-                message_ts=f"{now - 3600 + n}.000100",
+                message_ts=ts,
                 clip_id=f"Stored{n:05d}{'z' * 11}",
                 requester_id="U0ALICE",
                 state=TrackingState.FOLLOWING,
