@@ -26,7 +26,7 @@ DECREASE = 0.5
 RECOVERY_SECONDS = 5.0
 # Progress edits leave this share of the rolling minute free, so that ends arriving together go
 # at once rather than one by one as older edits leave the minute.
-RESERVE_SHARE = 1 / 12
+RESERVE_SHARE = 1 / 6
 # Ends arriving faster over the last half of the minute than over the first half are a rush
 # beginning: progress leaves them that many more slots.
 TREND_SECONDS = WINDOW_SECONDS / 2

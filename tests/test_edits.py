@@ -64,7 +64,7 @@ def test_progress_edits_leave_a_reserve_of_the_minute_to_ends():
     send_at_once(pacing, 48 - pacing.reserve, final=True)
     clock.advance(10)
 
-    assert (4, 50.0, 0.0) == (pacing.reserve, pacing.wait(final=False), pacing.wait(final=True))
+    assert (8, 50.0, 0.0) == (pacing.reserve, pacing.wait(final=False), pacing.wait(final=True))
 
 
 def test_a_rush_of_ends_keeps_more_of_the_minute_from_progress():
@@ -83,7 +83,7 @@ def test_a_rush_of_ends_keeps_more_of_the_minute_from_progress():
     clock.advance(20)  # the ten leave the last half minute
     steady = pacing.reserve
 
-    assert (4 + 7, 4 + 10, 4) == (rushing, more_rushing, steady)
+    assert (8 + 7, 8 + 10, 8) == (rushing, more_rushing, steady)
 
 
 def test_a_429_pauses_and_halves_the_rate_which_climbs_back_by_one_every_few_seconds():
