@@ -182,7 +182,11 @@ class _Failure:
     def matches(self, method: str, args: Json) -> bool:
         if method != self.method:
             return False
-        if self.channel is not None and args.get("channel") != self.channel:
+        # Most methods name the channel `channel`; the file upload's completion, `channel_id`.
+        if self.channel is not None and self.channel not in {
+            args.get("channel"),
+            args.get("channel_id"),
+        }:
             return False
         return self.ts is None or self.ts in {args.get("ts"), args.get("message_ts")}
 

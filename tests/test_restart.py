@@ -500,8 +500,13 @@ async def test_kill_9_when_completing_never_reached_slack_completes_it_once(
     first = await bots.start()
 
     def kill_on_failed_share(call: Call) -> None:
-        if is_video_upload_url(call):  # the thumbnail's completion is done by now
-            slack.fail("files.completeUploadExternal", error="service_unavailable", status=503)
+        if is_video_upload_url(call):  # the thumbnail's completion names no channel
+            slack.fail(
+                "files.completeUploadExternal",
+                error="service_unavailable",
+                status=503,
+                channel=CHANNEL,
+            )
         if is_video_share(call) and first.process.returncode is None:
             os.kill(first.process.pid, signal.SIGKILL)
 
