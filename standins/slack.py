@@ -86,6 +86,7 @@ class Call:
     status: int
     response: Json | None  # None when the body was not JSON (an HTML error page)
     time: float  # time.monotonic(), the clock asyncio's loop uses
+    team: str | None = None  # the workspace the token belongs to, when it is a known bot token
 
     @property
     def ok(self) -> bool:
@@ -295,7 +296,10 @@ class SlackSimulator:
         self.rate_limits: dict[str, int] = dict(rate_limits or {})
         self._clock = clock
         self._answered: dict[str, deque[float]] = {}  # per limited method: when calls passed
-        self._token_revoked = False
+        # Every bot token Slack would accept, and the workspace each acts in; revoked ones answer
+        # token_revoked. More are added by `add_bot_token` (another install, or one per replica).
+        self.bot_tokens: dict[str, str] = {bot_token: team_id}
+        self._revoked_tokens: set[str] = set()
         self._last_ts_us = 0
         self._response_url_uses: dict[str, int] = {}
         self._response_url_targets: dict[str, tuple[str, str | None]] = {}
@@ -463,9 +467,13 @@ class SlackSimulator:
         """Archive a channel: posts get is_archived, edits get is_inactive."""
         self.channels[channel] = replace(self.channels[channel], is_archived=True)
 
-    def revoke_token(self) -> None:
-        """Uninstall the app: every call with the bot token gets token_revoked."""
-        self._token_revoked = True
+    def revoke_token(self, token: str | None = None) -> None:
+        """Revoke a bot token (default: the first one): every call with it gets token_revoked."""
+        self._revoked_tokens.add(token or self.bot_token)
+
+    def add_bot_token(self, token: str, team_id: str | None = None) -> None:
+        """Accept another bot token, acting in `team_id` (default: this workspace)."""
+        self.bot_tokens[token] = team_id or self.team_id
 
     async def wait_for(
         self,
@@ -617,7 +625,15 @@ class SlackSimulator:
             answer = _Answer({"ok": False, "error": "invalid_json"})
         else:
             answer = self._answer(method, args, token)
-        call = Call(method, args, token, answer.status, answer.body, time.monotonic())
+        call = Call(
+            method,
+            args,
+            token,
+            answer.status,
+            answer.body,
+            time.monotonic(),
+            self.bot_tokens.get(token or ""),
+        )
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
@@ -644,8 +660,8 @@ class SlackSimulator:
     def _authenticate(self, token: str | None, *, app_level: bool) -> None:
         if not token:
             raise _SlackError("not_authed")
-        if token == self.bot_token:
-            if self._token_revoked:
+        if token in self.bot_tokens:
+            if token in self._revoked_tokens:
                 raise _SlackError("token_revoked")
             if app_level:
                 raise _SlackError("not_allowed_token_type")
