@@ -28,6 +28,7 @@ from bot.status_message import (
     ACTION_STOP,
 )
 from bot.unfurl_view import ACTION_UNFURL_CLIP, ACTION_UNFURL_OPEN
+from bot.workspaces import NOT_CONNECTED
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -36,10 +37,10 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.making import Making
-    from bot.rhombus import RhombusClient
     from bot.store import Store
     from bot.tracker import Tracker
     from bot.unfurls import Unfurls
+    from bot.workspaces import Workspaces
 
     # One form of `/clip` (`/clip list`, ...): given who asks, the text after its first word, and
     # Bolt's `respond` and context, once the command is acknowledged and the person may use it.
@@ -77,7 +78,7 @@ def usage(max_clips: int) -> str:
 def register_listeners(  # noqa: PLR0913
     app: AsyncApp,
     tracker: Tracker,
-    rhombus: RhombusClient,
+    workspaces: Workspaces,
     policy: Policy,
     *,
     store: Store,
@@ -86,18 +87,23 @@ def register_listeners(  # noqa: PLR0913
     making: Making | None = None,
 ) -> Home:
     """Attach every listener of the bot to the Bolt app; the Home, for shutdown to close."""
-    following = Following(tracker, rhombus, policy)
+    following = Following(tracker, workspaces, policy)
     channel_clips = ChannelClips(tracker, store)
     forms: dict[str, Form] = {"list": channel_clips.list_here, "stop": channel_clips.stop_here}
     if making is not None:
         forms["new"] = making.new_text
         app.view(MODAL_CALLBACK)(making.submit_modal)
         app.options(CAMERA_ACTION)(making.camera_options)
-        buttons = MadeButtons(tracker, rhombus, making.shown, policy)
+        buttons = MadeButtons(tracker, workspaces, making.shown, policy)
         app.action(ACTION_CANCEL)(buttons.cancel)
         app.action(ACTION_RETRY)(buttons.retry)
         app.action(ACTION_UNFURL_CLIP)(MomentClips(making, policy).clicked)
-    command = ClipCommand(policy, forms=forms, follow=following.follow_text)
+    command = ClipCommand(
+        policy,
+        forms=forms,
+        follow=following.follow_text,
+        connected=lambda team_id: workspaces.organisation(team_id) is not None,
+    )
     app.command("/clip")(command.handle)
     app.shortcut(SHORTCUT_CALLBACK_ID)(following.track_shortcut)
     app.action(ACTION_REFRESH)(following.refresh_button)
@@ -106,10 +112,9 @@ def register_listeners(  # noqa: PLR0913
     app.error(on_error)
     app.middleware(OnceEach().check)
     home = Home(
-        client=app.client,
+        workspaces=workspaces,
         store=store,
         tracker=tracker,
-        rhombus=rhombus,
         following=following,
         policy=policy,
         settings=home_settings,
@@ -133,10 +138,12 @@ class ClipCommand:
         *,
         forms: Mapping[str, Form],
         follow: Form,
+        connected: Callable[[str], bool] = lambda _team_id: True,
     ) -> None:
         self._policy = policy
         self._forms = forms
         self._follow = follow
+        self._connected = connected  # whether a workspace has its Rhombus organisation
 
     async def handle(
         self,
@@ -158,6 +165,9 @@ class ClipCommand:
         )
         if refusal := self._policy.refusal(asker):
             await respond(text=refusal, response_type="ephemeral")
+            return
+        if not self._connected(asker.team_id):
+            await respond(text=NOT_CONNECTED, response_type="ephemeral")
             return
         word, _, rest = text.partition(" ")
         form = self._forms.get(word.lower())

@@ -37,19 +37,21 @@ from bot.media import (
     remove_leftovers,
     transfer_seconds,
 )
-from bot.slack_files import Done, Later, Refused, Share, Ticket
+from bot.slack_files import Done, Later, Refused, Share, SlackFiles, Ticket
 from bot.store import StoreError
+from bot.workspaces import NotConnectedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    import httpx
+
     from bot.blocks import JsonBlock, RenderedMessage
     from bot.clips import Clip
     from bot.delivery_rows import DeliveryRows
-    from bot.rhombus import RhombusClient
-    from bot.slack_files import SlackFiles
     from bot.store import Tracking
     from bot.thumbnail import Thumbnails
+    from bot.workspaces import Workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,6 @@ RETRY_BACKOFF = Backoff(0.5, 4.0, 300.0)  # 1-2 s, 4-8 s, 16-32 s
 class DeliverySettings:
     """What the bot delivers, from where, and how much at once."""
 
-    media_url: str
     max_bytes: int
     concurrency: int = 2
     post_restricted_clips: bool = False
@@ -86,16 +87,16 @@ class Deliveries:
         self,
         *,
         rows: DeliveryRows,
-        rhombus: RhombusClient,
-        files: SlackFiles,
+        workspaces: Workspaces,
+        uploads: httpx.AsyncClient,
         thumbnails: Thumbnails | None = None,
         settings: DeliverySettings,
         clock: Callable[[], float] = time.time,
         backoff: Backoff = RETRY_BACKOFF,
     ) -> None:
         self._rows = rows
-        self._rhombus = rhombus
-        self._files = files
+        self._workspaces = workspaces
+        self._uploads = uploads  # the connection pool clips' bytes go to Slack through
         self._thumbnails = thumbnails  # None: no thumbnail in the status message
         self._settings = settings
         self._clock = clock
@@ -151,6 +152,13 @@ class Deliveries:
         self._running[delivery.tracking_id] = task
         task.add_done_callback(lambda _: self._running.pop(delivery.tracking_id, None))
 
+    def _files(self, delivery: Delivery) -> SlackFiles:
+        """Slack's file calls with the bot token of the delivery's workspace."""
+        client = self._workspaces.slack(delivery.team_id)
+        if client is None:
+            raise NotConnectedError(delivery.team_id)
+        return SlackFiles(client, self._uploads)
+
     def _why_not(self, clip: Clip | None) -> str | None:
         """Why the clip's video will not be uploaded, as one plain line; None if it will."""
         if not self._settings.video:
@@ -166,6 +174,13 @@ class Deliveries:
     async def _run(self, delivery: Delivery) -> None:
         try:
             await self._carry_out(delivery)
+        except NotConnectedError:
+            # Uninstalled, or Rhombus disconnected: nothing can reach the thread any more.
+            logger.warning(
+                "delivery dropped: the workspace is not installed or has no Rhombus connected",
+                extra=delivery.log_context,
+            )
+            await self._save(delivery, DeliveryState.REPLIED)
         except StoreError as error:
             # The row says where it stopped; the next start carries on from there.
             logger.error("delivery stopped: %s", error, extra=delivery.log_context)  # noqa: TRY400
@@ -231,7 +246,7 @@ class Deliveries:
         return "No video: Slack kept losing the upload."
 
     async def _join(self, delivery: Delivery) -> str | None:
-        outcome = await self._files.join(delivery.channel_id)
+        outcome = await self._files(delivery).join(delivery.channel_id)
         if isinstance(outcome, Later):
             raise _Passing(outcome.error)
         if isinstance(outcome, Refused) and outcome.error in {"is_archived", "channel_not_found"}:
@@ -240,18 +255,19 @@ class Deliveries:
 
     async def _upload(self, delivery: Delivery) -> str | None:
         """Download, then send the bytes to Slack; the temporary file goes whatever happens."""
-        url = media_url(self._settings.media_url, delivery.region or "", delivery.clip_id, "mp4")
+        organisation = self._workspaces.rhombus(delivery.team_id)
+        url = media_url(organisation.media_url, delivery.region or "", delivery.clip_id, "mp4")
         async with self._slots:
             try:
                 async with downloaded(
-                    self._rhombus,
+                    organisation.client,
                     url,
                     key=delivery.tracking_id,
                     max_bytes=self._settings.max_bytes,
                     expected_size=delivery.byte_count,
                     expected_sha256=delivery.sha256,
                 ) as file:
-                    ticket = await self._files.upload_ticket(
+                    ticket = await self._files(delivery).upload_ticket(
                         filename(delivery.title, delivery.clip_id), file.size
                     )
                     if not isinstance(ticket, Ticket):
@@ -259,7 +275,7 @@ class Deliveries:
                     else:
                         delivery.file_id = ticket.file_id
                         await self._save(delivery, DeliveryState.UPLOADING)
-                        outcome = await self._files.send_bytes(
+                        outcome = await self._files(delivery).send_bytes(
                             ticket, file.path, file.size, seconds=transfer_seconds(file.size)
                         )
             except MediaError as error:
@@ -288,7 +304,7 @@ class Deliveries:
         known = False  # Slack has the file: a refused completion means it was completed before
         for attempt in range(1, ATTEMPTS + 1):
             if uncertain:
-                share = await self._files.share_of(delivery.file_id, delivery.channel_id)
+                share = await self._files(delivery).share_of(delivery.file_id, delivery.channel_id)
                 if share is Share.SHARED:
                     await self._delivered(delivery)
                     return None
@@ -296,7 +312,7 @@ class Deliveries:
                     await asyncio.sleep(self._delay(attempt, None))
                     continue
                 known = share is Share.UNSHARED
-            outcome = await self._files.complete(
+            outcome = await self._files(delivery).complete(
                 delivery.file_id,
                 title=delivery.title,
                 channel_id=delivery.channel_id,
@@ -332,12 +348,12 @@ class Deliveries:
         while True:
             attempt += 1
             if looked:
-                found = await self._files.find_reply(
+                found = await self._files(delivery).find_reply(
                     delivery.channel_id, delivery.thread_ts, delivery.tracking_id
                 )
                 if found:
                     break
-            outcome = await self._files.reply(
+            outcome = await self._files(delivery).reply(
                 delivery.channel_id,
                 delivery.thread_ts,
                 text,

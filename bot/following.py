@@ -19,15 +19,16 @@ from bot.rhombus import (
 from bot.slack_messages import UNREACHABLE as SLACK_UNREACHABLE
 from bot.status_message import StatusView, render_status
 from bot.tracker import AlreadyFollowing, NotPosted
+from bot.workspaces import NOT_CONNECTED
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncRespond
     from slack_bolt.context.async_context import AsyncBoltContext
 
     from bot.policy import Policy
-    from bot.rhombus import RhombusClient
     from bot.store import Tracking
     from bot.tracker import Tracker
+    from bot.workspaces import Workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,9 @@ _CANNOT_POST = frozenset(
 class Following:
     """Following clips from Slack: `/clip <refs>`, the message shortcut, the message's buttons."""
 
-    def __init__(self, tracker: Tracker, rhombus: RhombusClient, policy: Policy) -> None:
+    def __init__(self, tracker: Tracker, workspaces: Workspaces, policy: Policy) -> None:
         self._tracker = tracker
-        self._rhombus = rhombus
+        self._workspaces = workspaces
         self._policy = policy
 
     async def follow_text(
@@ -150,7 +151,7 @@ class Following:
         existing = await self._tracker.find_open(asker.team_id, asker.channel_id, clip_id)
         if existing is not None:
             return await self._already_following(clip_id, existing)
-        clip = await self._look_up(clip_id)
+        clip = await self._look_up(asker.team_id, clip_id)
         if isinstance(clip, str):
             return clip
         if clip.visibility is not Visibility.ORG_WIDE and not self._policy.post_restricted_clips:
@@ -169,17 +170,21 @@ class Following:
             return await self._already_following(clip_id, result.tracking)
         return None
 
-    async def _look_up(self, clip_id: str) -> Clip | str:
+    async def _look_up(self, team_id: str, clip_id: str) -> Clip | str:  # noqa: PLR0911
         """The clip, or what to tell the person who asked when Rhombus cannot give it."""
+        organisation = self._workspaces.organisation(team_id)
+        if organisation is None:
+            return NOT_CONNECTED
+        rhombus = organisation.client
         try:
             try:
-                return await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
+                return await rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
             except RateLimitedError as error:
                 if error.retry_after > SHORT_WAIT_SECONDS:
                     raise
                 # Already acknowledged: a short wait serves the person better than "try again".
                 await asyncio.sleep(error.retry_after)
-                return await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
+                return await rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
         except RejectedError as error:
             return f"Rhombus can't find clip `{clip_id}`: {_inline(str(error))}"
         except AuthenticationError:

@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from bot.clips import Clip
     from bot.following import Following
     from bot.policy import Policy
-    from bot.rhombus import RhombusClient
     from bot.store import Store, Tracking
     from bot.tracker import Tracker
+    from bot.workspaces import Workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +91,18 @@ class Home:
     def __init__(  # noqa: PLR0913
         self,
         *,
-        client: AsyncWebClient,
+        workspaces: Workspaces,
         store: Store,
         tracker: Tracker,
-        rhombus: RhombusClient,
         following: Following,
         policy: Policy,
         settings: HomeSettings,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._workspaces = workspaces
         self._store = store
         self._tracker = tracker
-        self._rhombus = rhombus
         self._following = following
         self._policy = policy
         self._settings = settings
@@ -255,9 +253,12 @@ class Home:
 
     async def _send(self, person: _Person, view: dict[str, Any]) -> float | None:
         """Publish; seconds to wait before trying again when Slack asks for it."""
+        client = self._workspaces.slack(person.team_id)
+        if client is None:
+            return None  # not installed (any more)
         for attempt in range(2):
             try:
-                answer = await self._client.views_publish(
+                answer = await client.views_publish(
                     user_id=person.user_id, view=view, hash=person.hash
                 )
             except SlackApiError as error:
@@ -299,7 +300,9 @@ class Home:
             more_token=person.more_token,
             recent_error=person.recent_error,
             notice=person.notice,
-            console_url=self._settings.console_url,
+            console_url=organisation.console_url
+            if (organisation := self._workspaces.organisation(person.team_id))
+            else self._settings.console_url,
         )
 
     async def _linked(self, trackings: list[Tracking]) -> list[Listed]:
@@ -314,9 +317,13 @@ class Home:
         """Add up to a page of recent clips; the filter may drop some, so ask for what is left."""
         after_ms = int((self._wall_clock() - FINISHED_DAYS * 24 * 3600) * 1000)
         wanted = RECENT_PAGE
+        organisation = self._workspaces.organisation(person.team_id)
+        if organisation is None:
+            person.recent_error = "Rhombus isn't connected to this workspace yet."
+            return
         for _ in range(_PAGES_PER_LOAD):
             try:
-                page = await self._rhombus.recent_clips(
+                page = await organisation.client.recent_clips(
                     after_ms=after_ms, page_size=wanted, page_token=token
                 )
             except AuthenticationError:

@@ -27,6 +27,7 @@ from bot.rhombus import RateLimitedError, RejectedError, RhombusError
 from bot.rhombus_answers import Splice
 from bot.tracker import AlreadyFollowing, NotPosted
 from bot.when import WrongInput, describe_seconds, local_label, zone_of
+from bot.workspaces import NotConnectedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -35,13 +36,12 @@ if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.directory import Directory
     from bot.made import MadeClips
     from bot.orders import Order
     from bot.policy import Policy
-    from bot.rhombus import RhombusClient
     from bot.status_message import MadeFromSlack
     from bot.tracker import Tracker
+    from bot.workspaces import Workspaces
 
     Tell = Callable[[str], Awaitable[None]]
 
@@ -60,22 +60,18 @@ class Making:
         self,
         *,
         tracker: Tracker,
-        rhombus: RhombusClient,
-        directory: Directory,
+        workspaces: Workspaces,
         policy: Policy,
         made_clips: MadeClips,
         shown: MutableMapping[str, MadeFromSlack],
-        slack: AsyncWebClient,
         visibility: str = Visibility.ORG_WIDE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._tracker = tracker
-        self._rhombus = rhombus
-        self._directory = directory
+        self._workspaces = workspaces
         self._policy = policy
         self._made = made_clips
         self._shown = shown  # shared with the tracker: what each message says of its clip
-        self._slack = slack
         self._visibility = visibility
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,7 +128,9 @@ class Making:
         if refusal := self._policy.creation_refusal(asker):
             await tell(refusal)
             return
-        client = context.client or self._slack
+        client = context.client or self._workspaces.slack(asker.team_id)
+        if client is None:
+            return  # not installed: Slack would not have sent the command
         if not text:
             await self._open_modal(asker, str(context.get("trigger_id") or ""), client, tell)
             return
@@ -140,7 +138,9 @@ class Making:
             await tell(USAGE)
             return
         try:
-            order = order_from_text(text, await self.known_for(client, asker.user_id))
+            order = order_from_text(
+                text, await self.known_for(client, asker.team_id, asker.user_id)
+            )
         except WrongInput as wrong:
             await tell(f"{wrong}\nFor example: {EXAMPLE}")
             return
@@ -165,8 +165,9 @@ class Making:
 
     async def camera_options(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """The camera type-ahead (block_suggestion), from the cached camera list."""
+        team = _object(body.get("team"))
         try:
-            cameras = await self._directory.cameras()
+            cameras = await self._workspaces.rhombus(str(team.get("id") or "")).directory.cameras()
         except RhombusError as error:
             logger.warning("camera list unavailable: %s", error)
             cameras = []
@@ -189,7 +190,7 @@ class Making:
             await ack(response_action="errors", errors={CAMERA_BLOCK: refusal[:150]})
             return
         try:
-            known = await self._known(context.tz, context.tz_offset)
+            known = await self._known(team_id, context.tz, context.tz_offset)
         except RhombusError as error:
             await ack(response_action="errors", errors={CAMERA_BLOCK: unreachable(error)})
             return
@@ -215,7 +216,7 @@ class Making:
             camera, wanted = order.camera, order.range
             start_sec = wanted.start_ms // 1000
             try:
-                windows = await self._rhombus.presence_windows(
+                windows = await self._workspaces.rhombus(asker.team_id).client.presence_windows(
                     camera.uuid, start_sec, wanted.duration_sec
                 )
             except RhombusError as error:
@@ -266,7 +267,7 @@ class Making:
             visibility=self._visibility,
         )
         try:
-            made.clip_id = await self._rhombus.splice(wanted)
+            made.clip_id = await self._workspaces.rhombus(made.team_id).client.splice(wanted)
         except RejectedError as error:
             made.state = MadeState.TOLD
             await self._made.save(made)
@@ -296,7 +297,7 @@ class Making:
     async def _post(self, made: MadeClip, tell: Tell, thread_ts: str | None = None) -> None:
         clip_id = made.clip_id or ""
         try:
-            clip = await self._rhombus.get_clip(clip_id)
+            clip = await self._workspaces.rhombus(made.team_id).client.get_clip(clip_id)
         except RhombusError:
             clip = _starting(made, self._visibility)  # not known yet, moments after the splice
         # Rhombus may not state a new clip's visibility yet: it is what the bot asked for.
@@ -334,15 +335,16 @@ class Making:
 
     # --- Slack ----------------------------------------------------------------------------------
 
-    async def known_for(self, client: AsyncWebClient, user_id: str) -> Known:
+    async def known_for(self, client: AsyncWebClient, team_id: str, user_id: str) -> Known:
         """What checking an order needs, in the person's Slack time zone."""
-        return await self._known(*await self._user_zone(client, user_id))
+        return await self._known(team_id, *await self._user_zone(client, user_id))
 
-    async def _known(self, tz: str | None, tz_offset: int | None) -> Known:
+    async def _known(self, team_id: str, tz: str | None, tz_offset: int | None) -> Known:
         """What checking an order needs: cameras, the longest clip, now, the person's zone."""
+        directory = self._workspaces.rhombus(team_id).directory
         return Known(
-            cameras=await self._directory.cameras(),
-            max_duration=await self._directory.max_duration(),
+            cameras=await directory.cameras(),
+            max_duration=await directory.max_duration(),
             now=datetime.fromtimestamp(self._clock(), UTC),
             zone=zone_of(tz, tz_offset),
         )
@@ -364,7 +366,9 @@ class Making:
         )
 
     async def _tell_user(self, made: MadeClip, text: str) -> None:
-        await self._ephemeral(self._slack, made.channel_id, made.creator_id, text)
+        client = self._workspaces.slack(made.team_id)
+        if client is not None:
+            await self._ephemeral(client, made.channel_id, made.creator_id, text)
 
     async def _ephemeral(self, client: AsyncWebClient, channel: str, user: str, text: str) -> None:
         try:
@@ -413,5 +417,7 @@ def _object(value: object) -> dict[str, Any]:
 
 def unreachable(error: RhombusError) -> str:
     """What to tell a person when Rhombus could not be asked; the error goes to the log."""
+    if isinstance(error, NotConnectedError):
+        return str(error)
     logger.warning("Rhombus call for a new clip failed: %s", error)
     return "Rhombus is unreachable right now; try again in a minute."

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncRespond
 
     from bot.policy import Policy
-    from bot.rhombus import RhombusClient
     from bot.status_message import MadeFromSlack
     from bot.store import Tracking
     from bot.tracker import Tracker
+    from bot.workspaces import Workspaces
 
 
 class MadeButtons:
@@ -30,12 +30,12 @@ class MadeButtons:
     def __init__(
         self,
         tracker: Tracker,
-        rhombus: RhombusClient,
+        workspaces: Workspaces,
         made: MutableMapping[str, MadeFromSlack],
         policy: Policy,
     ) -> None:
         self._tracker = tracker
-        self._rhombus = rhombus
+        self._workspaces = workspaces
         self._made = made
         self._policy = policy
 
@@ -53,7 +53,7 @@ class MadeButtons:
             await _whisper(respond, "This clip is already finished; it can't be cancelled.")
             return
         try:
-            await self._rhombus.cancel_splice(tracking.clip_id)
+            await self._workspaces.rhombus(tracking.team_id).client.cancel_splice(tracking.clip_id)
         except RejectedError as error:
             await _whisper(respond, f"Rhombus could not cancel the clip: {error}")
             return
@@ -77,7 +77,7 @@ class MadeButtons:
             await _whisper(respond, "Only a failed clip can be retried.")
             return
         try:
-            await self._rhombus.retry_splice(tracking.clip_id)
+            await self._workspaces.rhombus(tracking.team_id).client.retry_splice(tracking.clip_id)
         except RejectedError as error:
             await _whisper(respond, f"Rhombus could not retry the clip: {error}")
             return

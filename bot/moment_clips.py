@@ -78,7 +78,7 @@ class MomentClips:
             await tell(refusal)
             return
         try:
-            known = await self._making.known_for(client, user_id)
+            known = await self._making.known_for(client, asker.team_id, user_id)
             order = order_around(wanted.moment.camera_id, wanted.moment.at_ms, known)
         except WrongInput as wrong:
             await tell(str(wrong))

@@ -11,6 +11,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -30,12 +31,12 @@ from bot.progress import Pacing
 from bot.rhombus import RhombusClient
 from bot.server import HEALTH_PATH, SLACK_EVENTS_PATH, Server
 from bot.shards import ShardHolder, shard_of
-from bot.slack_files import SlackFiles
 from bot.slack_messages import SlackMessages
 from bot.store import Store
 from bot.thumbnail import Thumbnails
 from bot.tracker import Tracker, TrackerSettings
 from bot.unfurls import Unfurls
+from bot.workspaces import OneWorkspace, Organisation, Workspace, Workspaces
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -59,14 +60,14 @@ class Bot:
 
     settings: Settings
     store: Store
-    rhombus: RhombusClient
+    workspaces: Workspaces
     slack: AsyncWebClient
     scheduler: AsyncIOScheduler
     tracker: Tracker
     app: AsyncApp
+    uploads: httpx.AsyncClient
     making: Making | None = None
     deliveries: Deliveries | None = None
-    files: SlackFiles | None = None
     server: Server = field(init=False)
     home: Home | None = None
     unfurls: Unfurls | None = None
@@ -95,28 +96,34 @@ class Bot:
             base_url=settings.slack_api_url,
             timeout=10,
         )
+        workspaces = OneWorkspace(
+            Workspace(
+                team_id="",
+                slack=slack,
+                organisation=Organisation(
+                    client=rhombus,
+                    feed=ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9),
+                    directory=Directory(rhombus),  # for making clips and for unfurls
+                    console_url=settings.console_url,
+                    media_url=settings.media_url,
+                ),
+            )
+        )
         shards = ShardHolder.for_database(settings.async_database_url)
         scheduler = AsyncIOScheduler(timezone="UTC")
         metrics.watch_scheduler(scheduler)
         scheduler.start()
-        feed = ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9)
-        files = SlackFiles(slack)
-        messages = SlackMessages(slack, edits_per_minute=settings.slack_edits_per_minute)
+        uploads = httpx.AsyncClient(trust_env=False)  # the upload URL is its own credential
+        messages = SlackMessages(workspaces.slack, edits_per_minute=settings.slack_edits_per_minute)
         deliveries = (
             Deliveries(
                 rows=DeliveryRows(store),
-                rhombus=rhombus,
-                files=files,
-                thumbnails=Thumbnails(
-                    rhombus=rhombus,
-                    files=files,
-                    edits=messages.edits,
-                    media_url=settings.media_url,
-                )
+                workspaces=workspaces,
+                uploads=uploads,
+                thumbnails=Thumbnails(workspaces=workspaces, uploads=uploads, edits=messages.edits)
                 if settings.deliver_thumbnail
                 else None,
                 settings=DeliverySettings(
-                    media_url=settings.media_url,
                     max_bytes=int(settings.video_max_mb * 1_000_000),
                     concurrency=settings.delivery_concurrency,
                     post_restricted_clips=settings.post_restricted_clips,
@@ -129,8 +136,7 @@ class Bot:
         made_shown: dict[str, MadeFromSlack] = {}
         tracker = Tracker(
             store=store,
-            rhombus=rhombus,
-            feed=feed,
+            workspaces=workspaces,
             messages=messages,
             scheduler=scheduler,
             settings=TrackerSettings(
@@ -145,26 +151,22 @@ class Bot:
             made=made_shown,
             holder=shards,
         )
-        feed.on_final = tracker.poll_now
-        feed.on_final = tracker.poll_now
+        for organisation in workspaces.organisations():
+            organisation.feed.on_final = tracker.poll_now
         signing_secret = (
             None
             if settings.socket_mode or settings.slack_signing_secret is None
             else settings.slack_signing_secret.get_secret_value()
         )
         app = build_app(slack, signing_secret)
-        directory = Directory(rhombus)  # one camera cache, for making clips and for unfurls
         unfurls = Unfurls(
-            client=slack,
+            workspaces=workspaces,
             store=store,
-            rhombus=rhombus,
-            feed=feed,
             messages=messages,
             scheduler=scheduler,
             console_url=settings.console_url,
             interval=settings.poll_interval_seconds,
             give_up_after=settings.give_up_minutes * 60,
-            directory=directory,
             offer_clips=True,
         )
         policy = Policy(
@@ -176,18 +178,16 @@ class Bot:
         )
         making = Making(
             tracker=tracker,
-            rhombus=rhombus,
-            directory=directory,
+            workspaces=workspaces,
             policy=policy,
             made_clips=MadeClips(store),
             shown=made_shown,
-            slack=slack,
             visibility=settings.clip_visibility,
         )
         home = register_listeners(
             app,
             tracker,
-            rhombus,
+            workspaces,
             policy,
             store=store,
             home_settings=HomeSettings(
@@ -201,7 +201,7 @@ class Bot:
         bot = cls(
             settings=settings,
             store=store,
-            rhombus=rhombus,
+            workspaces=workspaces,
             slack=slack,
             scheduler=scheduler,
             tracker=tracker,
@@ -209,7 +209,7 @@ class Bot:
             home=home,
             unfurls=unfurls,
             deliveries=deliveries,
-            files=files,
+            uploads=uploads,
             making=making,
             file_lock=file_lock,
             shards=shards,
@@ -281,14 +281,13 @@ class Bot:
         """Close what the bot holds, once its work has ended, in reverse order of start."""
         if self.deliveries is not None:
             await self.deliveries.close()  # each resumes from its row at the next start
-        if self.files is not None:
-            await self.files.aclose()
+        await self.uploads.aclose()
         if self.shards is not None:
             await self.shards.close()  # another replica takes them at its next probe
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.server.close()
-        await self.rhombus.aclose()
+        await self.workspaces.aclose()
         await self.store.close()
         if self.file_lock is not None:
             self.file_lock.release()

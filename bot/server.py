@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -68,6 +68,9 @@ class Server:
             web_app.router.add_get(METRICS_PATH, self._scrape)
         if self._verifier is not None:
             web_app.router.add_post(SLACK_EVENTS_PATH, self._slack_events)
+        if (flow := self._app.oauth_flow) is not None:  # installing into many workspaces
+            web_app.router.add_get(flow.install_path, self._install)
+            web_app.router.add_get(flow.redirect_uri_path, self._oauth_redirect)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -100,6 +103,20 @@ class Server:
     async def _scrape(self, _request: web.Request) -> web.Response:
         assert self._metrics is not None  # noqa: S101  # the route exists only then
         return web.Response(body=self._metrics(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def _install(self, request: web.Request) -> web.Response:
+        """The "Add to Slack" page, which starts Slack's OAuth flow."""
+        assert self._app.oauth_flow is not None  # noqa: S101  # the route exists only then
+        bolt_response = await self._app.oauth_flow.handle_installation(
+            await to_bolt_request(request)
+        )
+        return await to_aiohttp_response(bolt_response)
+
+    async def _oauth_redirect(self, request: web.Request) -> web.Response:
+        """Where Slack sends the installer back: the install is finished and stored."""
+        assert self._app.oauth_flow is not None  # noqa: S101  # the route exists only then
+        bolt_response = await self._app.oauth_flow.handle_callback(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         # Slack always sends UTF-8; anything else cannot carry a valid signature and gets 401.

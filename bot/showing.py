@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from bot.blocks import RenderedMessage
     from bot.delivery import Deliveries
     from bot.followed import Followed
-    from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
     from bot.status_message import MadeFromSlack, StatusView
     from bot.store import Store
+    from bot.workspaces import Workspaces
     from bot.write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Showing:
         self,
         *,
         store: Store,
-        rhombus: RhombusClient,
+        workspaces: Workspaces,
         messages: SlackMessages,
         settings: ShowSettings,
         tracker: Lifecycle,
@@ -77,7 +77,7 @@ class Showing:
     ) -> None:
         self._store = store
         self._rows = rows
-        self._rhombus = rhombus
+        self._workspaces = workspaces
         self._messages = messages
         self._settings = settings
         self._tracker = tracker
@@ -238,17 +238,20 @@ class Showing:
         return status_view(
             tracking,
             clip,
-            await self._camera_names(clip),
+            await self._camera_names(tracking.team_id, clip),
             give_up_after=self._settings.give_up_after,
-            console_url=self._settings.console_url,
+            console_url=organisation.console_url
+            if (organisation := self._workspaces.organisation(tracking.team_id))
+            else self._settings.console_url,
             made=self._made.get(tracking.clip_id),
         )
 
-    async def _camera_names(self, clip: Clip | None) -> dict[str, str]:
-        if clip is None or not clip.camera_ids:
+    async def _camera_names(self, team_id: str, clip: Clip | None) -> dict[str, str]:
+        organisation = self._workspaces.organisation(team_id)
+        if clip is None or not clip.camera_ids or organisation is None:
             return {}
         try:
-            return await self._rhombus.camera_names()
+            return await organisation.client.camera_names()
         except RhombusError as error:
             logger.info("camera names unavailable: %s", error)
             return {}

@@ -20,7 +20,7 @@ from bot.budget import SHORT_WAIT_SECONDS, Backoff
 from bot.edits import EditQueue
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from slack_sdk.web.async_client import AsyncWebClient
     from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -38,6 +38,7 @@ CLOCK_SKEW_SECONDS = 120.0
 POST_ATTEMPTS = 3
 MAX_RETRY_AFTER_SECONDS = 300.0
 UNREACHABLE = "slack_unreachable"  # the code of a call that never got an answer
+NOT_INSTALLED = "not_installed"  # the workspace has no installation (any more)
 # Consecutive transient failures in a workspace (Slack outage) space its calls out.
 FAILURE_BACKOFF = Backoff(1.0, 2.0, 60.0)
 
@@ -95,8 +96,13 @@ Outcome = Sent | Gone | Uninstalled | RetryIn
 class SlackMessages:
     """Sends the bot's status messages and thread replies, one edit queue per workspace."""
 
-    def __init__(self, client: AsyncWebClient, *, edits_per_minute: float) -> None:
-        self._client = client
+    def __init__(
+        self,
+        clients: Callable[[str], AsyncWebClient | None],
+        *,
+        edits_per_minute: float,
+    ) -> None:
+        self._clients = clients  # the Slack client of a workspace; None when not installed
         self._edits_per_minute = edits_per_minute
         self._queues: dict[str, EditQueue] = {}
         self._failures: dict[str, int] = {}  # transient failures in a row, per workspace
@@ -127,11 +133,14 @@ class SlackMessages:
 
         (Several clips asked for at once are several messages in one channel at once.)
         """
+        client = self._clients(tracking.team_id)
+        if client is None:
+            return Uninstalled(NOT_INSTALLED)
         for attempt in range(1, POST_ATTEMPTS + 1):
             outcome = await self._call(
                 tracking,
                 "chat.postMessage",
-                self._client.chat_postMessage(
+                client.chat_postMessage(
                     channel=tracking.channel_id,
                     thread_ts=tracking.thread_ts,
                     text=message.text,
@@ -163,10 +172,13 @@ class SlackMessages:
 
     async def edit(self, tracking: Tracking, message: RenderedMessage) -> Outcome:
         """Replace the status message's content."""
+        client = self._clients(tracking.team_id)
+        if client is None:
+            return Uninstalled(NOT_INSTALLED)
         return await self._call(
             tracking,
             "chat.update",
-            self._client.chat_update(
+            client.chat_update(
                 channel=tracking.channel_id,
                 ts=tracking.message_ts or "",
                 text=message.text,
@@ -176,10 +188,13 @@ class SlackMessages:
 
     async def reply(self, tracking: Tracking, message: RenderedMessage) -> Outcome:
         """Reply in the status message's thread; passing trouble pauses the workspace's edits."""
+        client = self._clients(tracking.team_id)
+        if client is None:
+            return Uninstalled(NOT_INSTALLED)
         outcome = await self._call(
             tracking,
             "chat.postMessage",
-            self._client.chat_postMessage(
+            client.chat_postMessage(
                 channel=tracking.channel_id,
                 thread_ts=tracking.thread_ts or tracking.message_ts,
                 text=message.text,
@@ -199,10 +214,11 @@ class SlackMessages:
 
     async def permalink(self, tracking: Tracking) -> str | None:
         """A link to the tracking's status message, if Slack gives one."""
-        if tracking.message_ts is None:
+        client = self._clients(tracking.team_id)
+        if tracking.message_ts is None or client is None:
             return None
         try:
-            answer = await self._client.chat_getPermalink(
+            answer = await client.chat_getPermalink(
                 channel=tracking.channel_id, message_ts=tracking.message_ts
             )
         except SlackApiError:
@@ -218,9 +234,12 @@ class SlackMessages:
         whether it exists. None too when Slack cannot be asked.
         """
         oldest = f"{tracking.started_at - CLOCK_SKEW_SECONDS:.6f}"
+        client = self._clients(tracking.team_id)
+        if client is None:
+            return None
         try:
             if tracking.thread_ts:
-                answer = await self._client.conversations_replies(
+                answer = await client.conversations_replies(
                     channel=tracking.channel_id,
                     ts=tracking.thread_ts,
                     oldest=oldest,
@@ -228,7 +247,7 @@ class SlackMessages:
                     limit=200,
                 )
             else:
-                answer = await self._client.conversations_history(
+                answer = await client.conversations_history(
                     channel=tracking.channel_id,
                     oldest=oldest,
                     include_all_metadata=True,

@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.blocks import RenderedMessage, one_line, truncate
 from bot.media import MEGABYTE, MediaError, downloaded, media_url, transfer_seconds
-from bot.slack_files import Done, Later, Ticket
+from bot.slack_files import Done, Later, SlackFiles, Ticket
+from bot.workspaces import NotConnectedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    import httpx
+
     from bot.blocks import JsonBlock
     from bot.delivery_rows import Delivery
-    from bot.rhombus import RhombusClient
-    from bot.slack_files import SlackFiles
+    from bot.workspaces import Workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -41,20 +43,21 @@ class Thumbnails:
     def __init__(
         self,
         *,
-        rhombus: RhombusClient,
-        files: SlackFiles,
+        workspaces: Workspaces,
+        uploads: httpx.AsyncClient,
         edits: Callable[[str], EditSubmitter],
-        media_url: str,
     ) -> None:
-        self._rhombus = rhombus
-        self._files = files
+        self._workspaces = workspaces
+        self._uploads = uploads  # the connection pool clips' bytes go to Slack through
         self._edits = edits  # a workspace's queue of status message edits
-        self._media_url = media_url
 
     async def show(self, delivery: Delivery, region: str) -> str | None:
         """Upload the clip's jpeg, shared nowhere, and show it; its Slack file id, if uploaded."""
         try:
+            files = self._files(delivery)
             file_id = await self._upload(delivery, region)
+        except NotConnectedError:
+            return None
         except MediaError as error:
             logger.info("no thumbnail: %s", error.reason, extra=delivery.log_context)
             return None
@@ -67,7 +70,7 @@ class Thumbnails:
         shown_once: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def edit() -> float | None:
-            outcome = await self._files.show(delivery.channel_id, delivery.message_ts, shown)
+            outcome = await files.show(delivery.channel_id, delivery.message_ts, shown)
             if not shown_once.done():
                 shown_once.set_result(isinstance(outcome, Done))
             if not isinstance(outcome, Done):
@@ -79,27 +82,35 @@ class Thumbnails:
         self._edits(delivery.team_id).submit(delivery.tracking_id, edit, final=True)
         return file_id if await shown_once else None
 
+    def _files(self, delivery: Delivery) -> SlackFiles:
+        client = self._workspaces.slack(delivery.team_id)
+        if client is None:
+            raise NotConnectedError(delivery.team_id)
+        return SlackFiles(client, self._uploads)
+
     async def _upload(self, delivery: Delivery, region: str) -> str | None:
         """The Slack file id of the clip's thumbnail, uploaded privately; None if Slack refused."""
-        url = media_url(self._media_url, region, delivery.clip_id, "jpeg")
+        organisation = self._workspaces.rhombus(delivery.team_id)
+        files = self._files(delivery)
+        url = media_url(organisation.media_url, region, delivery.clip_id, "jpeg")
         async with downloaded(
-            self._rhombus,
+            organisation.client,
             url,
             key=delivery.tracking_id,
             max_bytes=THUMBNAIL_MAX_BYTES,
             expected_size=None,
             expected_sha256=None,
         ) as file:
-            ticket = await self._files.upload_ticket(f"{delivery.clip_id}.jpeg", file.size)
+            ticket = await files.upload_ticket(f"{delivery.clip_id}.jpeg", file.size)
             if not isinstance(ticket, Ticket):
                 logger.info("no thumbnail: Slack answered %s", ticket, extra=delivery.log_context)
                 return None
-            sent = await self._files.send_bytes(
+            sent = await files.send_bytes(
                 ticket, file.path, file.size, seconds=transfer_seconds(file.size)
             )
         if isinstance(sent, Done):
             # No channel: the file stays private to the bot, which may still show it in blocks.
-            sent = await self._files.complete(
+            sent = await files.complete(
                 ticket.file_id, title=delivery.title, channel_id=None, thread_ts=None, comment=None
             )
         if not isinstance(sent, Done):

@@ -33,14 +33,15 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from bot.delivery import Deliveries
-    from bot.feed import ClipFeed
     from bot.handover import Holder
-    from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
     from bot.status_message import MadeFromSlack
     from bot.store import Store
+    from bot.workspaces import Workspaces
 
 logger = logging.getLogger(__name__)
+
+NOT_CONNECTED = "Rhombus is not connected to this workspace"
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,7 @@ class Tracker:
         self,
         *,
         store: Store,
-        rhombus: RhombusClient,
-        feed: ClipFeed,
+        workspaces: Workspaces,
         messages: SlackMessages,
         scheduler: AsyncIOScheduler,
         settings: TrackerSettings,
@@ -85,7 +85,7 @@ class Tracker:
         self._store = store
         self._holder = holder or Everything()
         self._rows = WriteBehind(store)
-        self._feed = feed
+        self._workspaces = workspaces
         self._messages = messages
         self._jobs = PollingJobs(scheduler, settings.pacing.interval, self.poll)
         self._settings = settings
@@ -94,7 +94,7 @@ class Tracker:
         self._made: Mapping[str, MadeFromSlack] = {} if made is None else made
         self._showing = Showing(
             store=store,
-            rhombus=rhombus,
+            workspaces=workspaces,
             messages=messages,
             settings=ShowSettings(
                 give_up_after=settings.pacing.give_up_after, console_url=settings.console_url
@@ -160,7 +160,8 @@ class Tracker:
         next start edits the messages to it.
         """
         self._closing = True
-        self._feed.close()  # polls waiting for a page refresh end now
+        for organisation in self._workspaces.organisations():
+            organisation.feed.close()  # polls waiting for a page refresh end now
         await self._underway.idle(seconds)
         await self._showing.close()
 
@@ -405,10 +406,13 @@ class Tracker:
         """What Rhombus says of the clip now; None while its first page is on its way."""
         tracking = live.tracking
         wanted, live.refresh_wanted = live.refresh_wanted, False
+        organisation = self._workspaces.organisation(tracking.team_id)
+        if organisation is None:  # disconnected a moment ago: its trackings are being stopped
+            return Unreachable(NOT_CONNECTED)
         try:
             if wanted:
-                return await self._feed.fresh(tracking.clip_id)
-            return await self._feed.poll(tracking.clip_id)
+                return await organisation.feed.fresh(tracking.clip_id)
+            return await organisation.feed.poll(tracking.clip_id)
         except RejectedError as error:
             return Rejected(str(error))
         except RhombusError as error:
@@ -437,11 +441,14 @@ class Tracker:
         tracking, clip = followed.tracking, followed.progress.shown
         if tracking.id not in self._live:
             self._live[tracking.id] = followed
-            self._feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
+            if (organisation := self._workspaces.organisation(tracking.team_id)) is not None:
+                organisation.feed.follow(tracking.clip_id, clip.created_at_ms if clip else None)
 
     def finished(self, tracking_id: str) -> None:
         """Stop polling the tracking and forget it: it needs nothing more."""
         self._jobs.remove(tracking_id)
         self._messages.forget(tracking_id)
-        if (live := self._live.pop(tracking_id, None)) is not None:
-            self._feed.unfollow(live.tracking.clip_id)
+        if (live := self._live.pop(tracking_id, None)) is not None and (
+            organisation := self._workspaces.organisation(live.tracking.team_id)
+        ) is not None:
+            organisation.feed.unfollow(live.tracking.clip_id)

@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.budget import Priority
 from bot.rhombus import RejectedError, RhombusError
-from bot.slack_messages import INSTALL_GONE_ERRORS, error_code
+from bot.slack_messages import INSTALL_GONE_ERRORS, NOT_INSTALLED, error_code
 from bot.store import StoreError
 from bot.unfurl_rows import LinkUnfurl, UnfurlRows
 from bot.unfurl_view import (
@@ -43,14 +43,11 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from slack_bolt.async_app import AsyncAck
     from slack_bolt.context.async_context import AsyncBoltContext
-    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.blocks import RenderedMessage
-    from bot.directory import Directory
-    from bot.feed import ClipFeed
-    from bot.rhombus import RhombusClient
     from bot.slack_messages import SlackMessages
     from bot.store import Store
+    from bot.workspaces import Organisation, Workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -78,30 +75,23 @@ class Unfurls:
     def __init__(  # noqa: PLR0913
         self,
         *,
-        client: AsyncWebClient,
+        workspaces: Workspaces,
         store: Store,
-        rhombus: RhombusClient,
-        feed: ClipFeed,
         messages: SlackMessages,
         scheduler: AsyncIOScheduler,
         console_url: str,
         interval: float,
         give_up_after: float,
-        directory: Directory,
         offer_clips: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._workspaces = workspaces
         self._rows = UnfurlRows(store)
-        self._rhombus = rhombus
-        self._feed = feed
         self._messages = messages
         self._scheduler = scheduler
-        self._console_url = console_url
         self._hosts = CONSOLE_HOSTS | {_host(console_url)}
         self._interval = interval
         self._give_up_after = give_up_after
-        self._directory = directory
         self._offer_clips = offer_clips
         self._clock = clock
         self._live: dict[str, LinkUnfurl] = {}
@@ -126,7 +116,8 @@ class Unfurls:
             for link in event.get("links") or []
             if isinstance(link, dict) and isinstance(link.get("url"), str)
         ]
-        shown, moving = await self._render_links(links[:MAX_LINKS], event.get("thread_ts"))
+        team_id = str(context.team_id or event.get("team") or "")
+        shown, moving = await self._render_links(team_id, links[:MAX_LINKS], event.get("thread_ts"))
         if not shown:
             return
         unfurls = {url: {"blocks": message.blocks} for url, message in shown.items()}
@@ -140,28 +131,32 @@ class Unfurls:
         if not all(isinstance(value, str) and value for value in where.values()):
             logger.info("link_shared without a message to unfurl in; ignored")
             return
-        if await self._unfurl(where, unfurls) is not None or composer:
+        if await self._unfurl(team_id, where, unfurls) is not None or composer:
             return
-        team_id = str(context.team_id or event.get("team") or "")
         for url, (clip_id, message) in moving.items():
             await self._follow(
                 team_id=team_id, channel=channel, ts=ts, url=url, clip_id=clip_id, message=message
             )
 
     async def _render_links(
-        self, links: list[str], thread_ts: object = None
+        self, team_id: str, links: list[str], thread_ts: object = None
     ) -> tuple[dict[str, RenderedMessage], dict[str, tuple[str, RenderedMessage]]]:
         """Each link's unfurl; and the clip id of those to keep up to date (not final yet)."""
+        organisation = self._workspaces.organisation(team_id)
+        if organisation is None:
+            return {}, {}  # nothing of Rhombus can be shown without its organisation
         shown: dict[str, RenderedMessage] = {}
         moving: dict[str, tuple[str, RenderedMessage]] = {}
         for url in dict.fromkeys(links):
             target = read_link(url, self._hosts)
             if isinstance(target, CameraMoment):
-                camera, can_clip = await self._camera(target.camera_id)
+                camera, can_clip = await self._camera(organisation, target.camera_id)
                 offer = MomentClip.of(target, thread_ts) if can_clip and self._offer_clips else None
-                shown[url] = render_camera_unfurl(target, camera, self._console_url, offer=offer)
+                shown[url] = render_camera_unfurl(
+                    target, camera, organisation.console_url, offer=offer
+                )
             elif isinstance(target, ClipLink):
-                rendered = await self._clip_unfurl(target.clip_id)
+                rendered = await self._clip_unfurl(organisation, target.clip_id)
                 if rendered is not None:
                     shown[url] = rendered[0]
                     if rendered[1]:
@@ -174,21 +169,23 @@ class Unfurls:
 
     # --- Unfurling ------------------------------------------------------------------------------
 
-    async def _clip_unfurl(self, clip_id: str) -> tuple[RenderedMessage, bool] | None:
+    async def _clip_unfurl(
+        self, organisation: Organisation, clip_id: str
+    ) -> tuple[RenderedMessage, bool] | None:
         """The clip's unfurl and whether it will still change; None when Rhombus cannot say."""
         try:
-            clip = await self._rhombus.get_clip(clip_id, priority=Priority.LOOKUP)
+            clip = await organisation.client.get_clip(clip_id, priority=Priority.LOOKUP)
         except RejectedError as error:
             return render_refused_unfurl(clip_id, str(error)), False
         except RhombusError as error:
             logger.info("not unfurling clip %s: %s", clip_id, error)
             return None
-        return render_clip_unfurl(clip_id, clip, self._console_url), not clip.is_final
+        return render_clip_unfurl(clip_id, clip, organisation.console_url), not clip.is_final
 
-    async def _camera(self, camera_id: str) -> tuple[CameraShown, bool]:
+    async def _camera(self, organisation: Organisation, camera_id: str) -> tuple[CameraShown, bool]:
         """The camera's name and location, and whether a clip can be made from it."""
         try:
-            cameras = await self._directory.cameras()
+            cameras = await organisation.directory.cameras()
         except RhombusError as error:
             logger.info("camera list unavailable: %s", error)
             return CameraShown(), False
@@ -198,10 +195,15 @@ class Unfurls:
             return CameraShown(), False
         return CameraShown(found.name, found.location), True
 
-    async def _unfurl(self, where: dict[str, Any], unfurls: dict[str, Any]) -> str | None:
+    async def _unfurl(
+        self, team_id: str, where: dict[str, Any], unfurls: dict[str, Any]
+    ) -> str | None:
         """Call chat.unfurl; Slack's error code, or None when it took the unfurls."""
+        client = self._workspaces.slack(team_id)
+        if client is None:
+            return NOT_INSTALLED
         try:
-            await self._client.chat_unfurl(unfurls=unfurls, **where)
+            await client.chat_unfurl(unfurls=unfurls, **where)
         except SlackApiError as error:
             code = error_code(error)
             logger.warning("chat.unfurl failed with %s", code)
@@ -248,7 +250,8 @@ class Unfurls:
     def _adopt(self, unfurl: LinkUnfurl, created_at_ms: int | None) -> None:
         if unfurl.id not in self._live:
             self._live[unfurl.id] = unfurl
-            self._feed.follow(unfurl.clip_id, created_at_ms)
+            if (organisation := self._workspaces.organisation(unfurl.team_id)) is not None:
+                organisation.feed.follow(unfurl.clip_id, created_at_ms)
         if self._scheduler.get_job(JOB_ID) is None:
             # One job looks at every live unfurl; it runs only while there are some.
             self._scheduler.add_job(
@@ -267,8 +270,12 @@ class Unfurls:
         await asyncio.gather(*(self._check(unfurl) for unfurl in list(self._live.values())))
 
     async def _check(self, unfurl: LinkUnfurl) -> None:
+        organisation = self._workspaces.organisation(unfurl.team_id)
+        if organisation is None:
+            await self._finish(unfurl)  # uninstalled, or Rhombus disconnected
+            return
         try:
-            clip = await self._feed.poll(unfurl.clip_id)
+            clip = await organisation.feed.poll(unfurl.clip_id)
         except RejectedError:
             await self._finish(unfurl)  # the clip is gone; its unfurl keeps the last state
             return
@@ -276,7 +283,7 @@ class Unfurls:
             return  # the next round asks again
         if clip is None:
             return
-        message = render_clip_unfurl(unfurl.clip_id, clip, self._console_url)
+        message = render_clip_unfurl(unfurl.clip_id, clip, organisation.console_url)
         if message.fingerprint == unfurl.fingerprint:
             if self._clock() - unfurl.changed_at > self._give_up_after:
                 await self._finish(unfurl)
@@ -296,8 +303,8 @@ class Unfurls:
         if unfurl is None or self._closing:
             return None
         where = {"channel": unfurl.channel_id, "ts": unfurl.message_ts}
-        code = await self._unfurl(where, {unfurl.url: {"blocks": message.blocks}})
-        if code in _UNFURL_GONE or code in INSTALL_GONE_ERRORS:
+        code = await self._unfurl(unfurl.team_id, where, {unfurl.url: {"blocks": message.blocks}})
+        if code in _UNFURL_GONE or code in INSTALL_GONE_ERRORS or code == NOT_INSTALLED:
             await self._finish(unfurl)
             return None
         if code is not None:
@@ -316,7 +323,8 @@ class Unfurls:
     async def _finish(self, unfurl: LinkUnfurl) -> None:
         if self._live.pop(unfurl.id, None) is None:
             return
-        self._feed.unfollow(unfurl.clip_id)
+        if (organisation := self._workspaces.organisation(unfurl.team_id)) is not None:
+            organisation.feed.unfollow(unfurl.clip_id)
         if not self._live and self._scheduler.get_job(JOB_ID) is not None:
             self._scheduler.remove_job(JOB_ID)
         unfurl.finished = True
