@@ -759,18 +759,38 @@ class RhombusSimulator:
         _record_answer(exchange, response)
         return response
 
+    async def serve_admitted(self, request: web.Request) -> web.StreamResponse:
+        """Answer a request whose key a front for many organisations already matched to this one.
+
+        `standins/rhombus_cloud.py` serves several organisations on one port: it checks the
+        credentials, then hands the request here, where it is recorded, meets this
+        organisation's bucket and faults, and is answered, as if it had come to `url`.
+        """
+        handler = self._admitted_media if request.method == "GET" else self._admitted
+        return await self._record(request, handler)
+
     async def _serve(self, request: web.Request) -> web.Response:
         refusal = await self._gate(request)
         if refusal is not None:
             return refusal
         return self._respond(request.path, request[_EXCHANGE].body)
 
-    async def _gate(self, request: web.Request) -> web.Response | None:
-        """What every request meets first: the key, the org's bucket, injected faults."""
-        exchange = request[_EXCHANGE]
-        refusal = self._refuse(exchange.headers)
+    async def _admitted(self, request: web.Request) -> web.Response:
+        refusal = await self._admit(request)
         if refusal is not None:
             return refusal
+        return self._respond(request.path, request[_EXCHANGE].body)
+
+    async def _gate(self, request: web.Request) -> web.Response | None:
+        """What every request meets first: the key, the org's bucket, injected faults."""
+        refusal = self._refuse(request[_EXCHANGE].headers)
+        if refusal is not None:
+            return refusal
+        return await self._admit(request)
+
+    async def _admit(self, request: web.Request) -> web.Response | None:
+        """What a request with the organisation's credentials meets: its bucket, faults."""
+        exchange = request[_EXCHANGE]
         # The bucket belongs to the organisation, which Rhombus knows only once the key is checked.
         wait = self._bucket.take() if self._bucket is not None else None
         if wait is not None:
@@ -885,6 +905,15 @@ class RhombusSimulator:
         refusal = await self._gate(request)
         if refusal is not None:
             return refusal
+        return await self._media(request)
+
+    async def _admitted_media(self, request: web.Request) -> web.StreamResponse:
+        refusal = await self._admit(request)
+        if refusal is not None:
+            return refusal
+        return await self._media(request)
+
+    async def _media(self, request: web.Request) -> web.StreamResponse:
         clip_uuid, _, extension = request.match_info["name"].rpartition(".")
         clip = self._clips.get(clip_uuid)
         data = self._render(clip, self.clock()) if clip is not None else {}

@@ -2,7 +2,9 @@
 
 Facts from Slack's docs: a trigger_id is single-use and valid for 3 s; a modal has a title of at
 most 24 characters and at most 100 blocks; `users.info` needs `users:read` and gives `tz` (an IANA
-name) and `tz_offset` (seconds).
+name) and `tz_offset` (seconds), and the person's role: `is_admin`, `is_owner`, `is_primary_owner`
+(workspace admins and owners), `is_restricted` and `is_ultra_restricted` (guests)
+(https://docs.slack.dev/reference/objects/user-object).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ class Person:
     name: str
     tz: str | None = DEFAULT_TZ[0]
     tz_offset: int = DEFAULT_TZ[1]
+    is_admin: bool = False
+    is_owner: bool = False
+    is_primary_owner: bool = False
+    is_restricted: bool = False  # a multi-channel guest
+    is_ultra_restricted: bool = False  # a single-channel guest
 
 
 @dataclass
@@ -75,7 +82,18 @@ class Views:
         person = self.people.get(str(args.get("user") or ""))
         if person is None:
             return {"ok": False, "error": "user_not_found"}
-        user: Json = {"id": person.id, "name": person.name, "deleted": False, "is_bot": False}
+        user: Json = {
+            "id": person.id,
+            "name": person.name,
+            "deleted": False,
+            "is_bot": False,
+            "is_app_user": False,
+            "is_admin": person.is_admin,
+            "is_owner": person.is_owner,
+            "is_primary_owner": person.is_primary_owner,
+            "is_restricted": person.is_restricted,
+            "is_ultra_restricted": person.is_ultra_restricted,
+        }
         if person.tz is not None:
             user |= {"tz": person.tz, "tz_label": person.tz, "tz_offset": person.tz_offset}
         return {"ok": True, "user": user}

@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from standins.rhombus import ManualClock
 from standins.slack import SlackSimulator
+from standins.slack_views import Person
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -79,3 +80,19 @@ async def test_users_info_gives_the_time_zone_and_needs_users_read(sim, client):
     assert "user_not_found" == await error_of(client.users_info(user="U0NOBODY"))
     sim.scopes = sim.scopes - {"users:read"}
     assert "missing_scope" == await error_of(client.users_info(user="U0ALICE"))
+
+
+async def test_users_info_tells_admins_owners_and_guests(sim, client):
+    """Each person's role flags, as Slack's user object has them; members have none set."""
+    sim.views.people["U0ALICE"].is_admin = True
+    sim.views.people["U0BOB"] = Person("U0BOB", "bob", is_owner=True, is_primary_owner=True)
+    sim.views.people["U0GUEST"] = Person("U0GUEST", "guest", is_restricted=True)
+    flags = ("is_admin", "is_owner", "is_primary_owner", "is_restricted", "is_ultra_restricted")
+
+    def role(user: dict[str, Any]) -> list[str]:
+        return [flag for flag in flags if user[flag] is True]
+
+    people = [(await client.users_info(user=u))["user"] for u in ("U0ALICE", "U0BOB", "U0GUEST")]
+    assert [["is_admin"], ["is_owner", "is_primary_owner"], ["is_restricted"]] == [
+        role(user) for user in people
+    ]
