@@ -50,6 +50,9 @@ class Lifecycle(Protocol):
     def finished(self, tracking_id: str) -> None:
         """The tracking needs no more polls."""
 
+    async def end_team(self, team_id: str, ending: Ending) -> int:
+        """End every open tracking of the workspace."""
+
 
 @dataclass(frozen=True)
 class ShowSettings:
@@ -226,12 +229,7 @@ class Showing:
             outcome.error,
             extra=tracking.log_context,
         )
-        for tracking_id in await self._store.finish_team(tracking.team_id, Ending.UNINSTALLED, now):
-            if (live := self._tracker.live(tracking_id)) is not None:
-                live.tracking.state = TrackingState.FINISHED
-                live.tracking.ending = Ending.UNINSTALLED
-                live.tracking.finished_at = now
-            self._tracker.finished(tracking_id)
+        await self._tracker.end_team(tracking.team_id, Ending.UNINSTALLED)
 
     async def view(self, tracking: Tracking, clip: Clip | None) -> StatusView:
         """Everything the tracking's status message shows now, camera names included."""

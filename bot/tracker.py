@@ -334,6 +334,21 @@ class Tracker:
         """The trackings followed here of the workspaces `teams` accepts."""
         return [live for live in self._live.values() if teams(live.tracking.team_id)]
 
+    async def end_team(self, team_id: str, ending: Ending) -> int:
+        """End every open tracking of the workspace (its install is gone); how many were open.
+
+        Stored first, then forgotten here; a replica told of it later finds its rows ended
+        and only forgets what it followed.
+        """
+        now = self._clock()
+        ended = await self._store.finish_team(team_id, ending, now)
+        for live in self.followed_in(lambda team: team == team_id):
+            live.tracking.state = TrackingState.FINISHED
+            live.tracking.ending = ending
+            live.tracking.finished_at = now
+            self.finished(live.tracking.id)
+        return len(ended)
+
     @property
     def rows(self) -> WriteBehind:
         """The rows waiting to be written."""
