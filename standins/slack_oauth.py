@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
-from standins.slack import Json, _Method, _SlackError
+from standins.slack import Json, Workspace, _Method, _SlackError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +40,7 @@ class _Grant:
     scope: str
     redirect_uri: str | None  # as given to the consent page, if it was
     issued_at: float
+    org_wide: bool = False  # for a whole Enterprise Grid organisation: team_id is its id
 
 
 @dataclass(frozen=True)
@@ -92,19 +93,26 @@ class SlackOAuth:
         team_id: str | None = None,
         user_id: str = "U0ALICE",
         cancel: bool = False,
+        enterprise_id: str | None = None,
     ) -> str:
         """Where Slack sends the browser after a person answers the consent page.
 
         `authorize_url` is the "Add to Slack" link (any host: only its query counts). The answer
         is the redirect URL with `code` and `state`, or with `error=access_denied` when `cancel`;
         ValueError names Slack's error when the link itself is wrong (unknown client id, a
-        redirect_uri that is not the app's).
+        redirect_uri that is not the app's). With `enterprise_id`, an Enterprise Grid admin
+        installs the app for that whole organisation (an org-wide install).
         """
+        if enterprise_id is not None:
+            self._slack.workspaces.setdefault(
+                enterprise_id, Workspace(enterprise_id, enterprise_id.lower())
+            )
         status, location_or_error = self._consent(
             dict(parse_qsl(urlsplit(authorize_url).query)),
-            team_id=team_id or self._slack.team_id,
+            team_id=enterprise_id or team_id or self._slack.team_id,
             user_id=user_id,
             cancel=cancel,
+            org_wide=enterprise_id is not None,
         )
         if status != 302:
             raise ValueError(location_or_error)
@@ -127,7 +135,7 @@ class SlackOAuth:
         query = dict(request.query)
         team_id = query.get("team") or self._slack.team_id
         status, location_or_error = self._consent(
-            query, team_id=team_id, user_id="U0ALICE", cancel=False
+            query, team_id=team_id, user_id="U0ALICE", cancel=False, org_wide=False
         )
         if status == 302:
             raise web.HTTPFound(location_or_error)
@@ -139,7 +147,7 @@ class SlackOAuth:
         )
 
     def _consent(
-        self, query: dict[str, str], *, team_id: str, user_id: str, cancel: bool
+        self, query: dict[str, str], *, team_id: str, user_id: str, cancel: bool, org_wide: bool
     ) -> tuple[int, str]:
         """(302, the redirect) or (400, Slack's error) for a consent page opened with `query`."""
         if query.get("client_id") != self.client_id:
@@ -160,7 +168,7 @@ class SlackOAuth:
                 f"{secrets.randbelow(10**12)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
             )
             self._grants[code] = _Grant(
-                team_id, user_id, query.get("scope", ""), asked, self._clock()
+                team_id, user_id, query.get("scope", ""), asked, self._clock(), org_wide
             )
             answer["code"] = code
         if "state" in query:
@@ -188,6 +196,13 @@ class SlackOAuth:
             # Must be the consent page's, if it had one; else none, or the app's own.
             raise _SlackError("bad_redirect_uri")
         body = self._issue(grant.team_id, grant.scope)
+        if grant.org_wide:
+            # An org-wide install names the organisation and no workspace.
+            body |= {
+                "team": None,
+                "enterprise": body["team"],
+                "is_enterprise_install": True,
+            }
         return body | {"authed_user": {"id": grant.user_id}}
 
     def _refresh(self, refresh_token: str) -> Json:

@@ -250,3 +250,16 @@ async def test_a_token_can_be_made_to_expire_now(slack, app):
     slack.oauth.expire_token(answer["access_token"])
 
     assert "token_expired" == await error_code(client.auth_test())
+
+
+async def test_an_org_wide_install_names_the_organisation_and_no_workspace(slack, app):
+    """An Enterprise Grid admin's org-wide install answers team null and the enterprise."""
+    location = slack.oauth.approve_install(authorize_url(slack), enterprise_id="E0GRID")
+
+    answer = await exchange(app, query_of(location)["code"])
+
+    assert (None, {"id": "E0GRID", "name": "E0grid"}, True) == (
+        answer["team"],
+        answer["enterprise"],
+        answer["is_enterprise_install"],
+    )
