@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -302,6 +302,11 @@ class Settings(BaseSettings):
     def distributed(self) -> bool:
         """Whether any workspace may install the app (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)."""
         return self.slack_client_id is not None and self.slack_client_secret is not None
+
+    @property
+    def slack_authorize_url(self) -> str:
+        """Slack's consent page, where "Add to Slack" leads: beside SLACK_API_URL's /api/."""
+        return urljoin(self.slack_api_url, "/oauth/v2/authorize")
 
     @property
     def oauth_redirect_url(self) -> str | None:

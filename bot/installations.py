@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import Dialect
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from bot.config import Settings
     from bot.secret_box import SecretBox
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,21 @@ class Installations:
         self._locks: dict[str, asyncio.Lock] = {}
         self.authorize = InstallationAuthorize(self)
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, engine: AsyncEngine, box: SecretBox, client: AsyncWebClient
+    ) -> Installations:
+        """The installations of the app SLACK_CLIENT_ID and SLACK_CLIENT_SECRET name."""
+        if settings.slack_client_id is None or settings.slack_client_secret is None:
+            raise ValueError("one workspace (no SLACK_CLIENT_ID) has no installations")
+        return cls(
+            engine=engine,
+            box=box,
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            client=client,
+        )
+
     async def open(self) -> None:
         """Create the installation, bot and OAuth state tables where they are missing."""
         await self.store.create_tables()  # type: ignore[no-untyped-call]
@@ -195,7 +211,7 @@ class Installations:
             return bot
         async with self._lock(team_id), self._database_lock(team_id):
             # Another task or replica may have refreshed it while this one waited.
-            bot = await self._find_bot(team_id, enterprise_id)
+            bot = await self._find_bot(team_id, bot.enterprise_id)
             if bot is None or not _expiring(bot):
                 return bot
             return await self._refresh(bot)
@@ -207,6 +223,8 @@ class Installations:
 
     async def installer(self, team_id: str, enterprise_id: str | None = None) -> str | None:
         """The user id of the person who installed the app into the workspace, if installed."""
+        if enterprise_id is None:
+            enterprise_id = await self._enterprise_of(team_id)
         installation = await self.store.async_find_installation(
             enterprise_id=enterprise_id, team_id=team_id
         )
@@ -214,6 +232,8 @@ class Installations:
 
     async def remove(self, team_id: str, enterprise_id: str | None = None) -> None:
         """Forget the workspace's installations and bots (the app was uninstalled)."""
+        if enterprise_id is None:
+            enterprise_id = await self._enterprise_of(team_id)
         await self.store.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
         await self.store.async_delete_installation(enterprise_id=enterprise_id, team_id=team_id)
         self.authorize.forget(team_id, enterprise_id)
@@ -225,7 +245,26 @@ class Installations:
     # -- refreshing ------------------------------------------------------------------------------
 
     async def _find_bot(self, team_id: str, enterprise_id: str | None) -> Bot | None:
-        return await self.store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        found = await self.store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        if found is None and enterprise_id is None:
+            # Jobs know the workspace alone; one in an Enterprise Grid is stored under both.
+            grid = await self._enterprise_of(team_id)
+            if grid is not None:
+                found = await self.store.async_find_bot(enterprise_id=grid, team_id=team_id)
+        return found
+
+    async def _enterprise_of(self, team_id: str) -> str | None:
+        """The Enterprise Grid organisation of an installed workspace (team ids are unique)."""
+        bots = self.store.bots
+        query = (
+            select(bots.c.enterprise_id)
+            .where(bots.c.client_id == self.store.client_id, bots.c.team_id == team_id)
+            .order_by(bots.c.installed_at.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as connection:
+            found: str | None = (await connection.execute(query)).scalar()
+        return found
 
     async def _refresh(self, bot: Bot) -> Bot:
         """Exchange the refresh token and save both tables' rows; called under the locks."""

@@ -83,6 +83,7 @@ class Workspace:
 
     team_id: str
     domain: str
+    enterprise_id: str | None = None  # the Enterprise Grid organisation it belongs to
 
     @property
     def name(self) -> str:
@@ -504,13 +505,19 @@ class SlackSimulator:
         self.bot_tokens[token] = team_id
 
     def add_workspace(
-        self, team_id: str, domain: str, channels: Mapping[str, ChannelSpec] | None = None
+        self,
+        team_id: str,
+        domain: str,
+        channels: Mapping[str, ChannelSpec] | None = None,
+        *,
+        enterprise_id: str | None = None,
     ) -> Workspace:
         """Another workspace the app can be installed in, with its own channels.
 
         A token of one workspace finds no channel of another (channel_not_found), as in Slack.
+        `enterprise_id`: the Enterprise Grid organisation the workspace belongs to.
         """
-        workspace = self.workspaces[team_id] = Workspace(team_id, domain)
+        workspace = self.workspaces[team_id] = Workspace(team_id, domain, enterprise_id)
         for channel_id, spec in (channels or {}).items():
             self.channels[channel_id] = spec
             self.channel_teams[channel_id] = team_id
@@ -825,7 +832,8 @@ class SlackSimulator:
     def _auth_test(self, _args: Json) -> Json:
         # The workspace of the token used: each install's token acts in its own.
         workspace = self.workspaces[self._caller_team or self.team_id]
-        return {
+        grid = {} if workspace.enterprise_id is None else {"enterprise_id": workspace.enterprise_id}
+        return grid | {
             "ok": True,
             "url": f"https://{workspace.domain}.slack.com/",
             "team": workspace.name,

@@ -93,26 +93,24 @@ class SlackOAuth:
         team_id: str | None = None,
         user_id: str = "U0ALICE",
         cancel: bool = False,
-        enterprise_id: str | None = None,
+        org_wide: str | None = None,
     ) -> str:
         """Where Slack sends the browser after a person answers the consent page.
 
         `authorize_url` is the "Add to Slack" link (any host: only its query counts). The answer
         is the redirect URL with `code` and `state`, or with `error=access_denied` when `cancel`;
         ValueError names Slack's error when the link itself is wrong (unknown client id, a
-        redirect_uri that is not the app's). With `enterprise_id`, an Enterprise Grid admin
-        installs the app for that whole organisation (an org-wide install).
+        redirect_uri that is not the app's). `org_wide` is an Enterprise Grid organisation's
+        id: its admin installs the app for the whole organisation (an org-wide install).
         """
-        if enterprise_id is not None:
-            self._slack.workspaces.setdefault(
-                enterprise_id, Workspace(enterprise_id, enterprise_id.lower())
-            )
+        if org_wide is not None:
+            self._slack.workspaces.setdefault(org_wide, Workspace(org_wide, org_wide.lower()))
         status, location_or_error = self._consent(
             dict(parse_qsl(urlsplit(authorize_url).query)),
-            team_id=enterprise_id or team_id or self._slack.team_id,
+            team_id=org_wide or team_id or self._slack.team_id,
             user_id=user_id,
             cancel=cancel,
-            org_wide=enterprise_id is not None,
+            org_wide=org_wide is not None,
         )
         if status != 302:
             raise ValueError(location_or_error)
@@ -228,7 +226,10 @@ class SlackOAuth:
             "bot_user_id": self._slack.bot_user_id,
             "app_id": _APP_ID,
             "team": {"id": team_id, "name": workspace.name},
-            "enterprise": None,
+            # A workspace of an Enterprise Grid organisation names it too.
+            "enterprise": None
+            if workspace.enterprise_id is None
+            else {"id": workspace.enterprise_id, "name": workspace.enterprise_id.capitalize()},
             "is_enterprise_install": False,
         }
         if self.token_rotation:

@@ -231,7 +231,10 @@ def test_many_workspaces(env):
     assert "https://clips.example.com" == settings.public_url
     assert "https://clips.example.com/slack/oauth_redirect" == settings.oauth_redirect_url
     assert KEY == _secret(settings.encryption_keys)
+    assert "https://slack.com/oauth/v2/authorize" == settings.slack_authorize_url
     assert settings.socket_mode  # Socket Mode for events; the OAuth routes still over HTTP
+    env({"SLACK_API_URL": "http://127.0.0.1:4321/api/"})
+    assert "http://127.0.0.1:4321/oauth/v2/authorize" == Settings.from_env(None).slack_authorize_url
 
 
 def test_many_workspaces_name_what_they_still_need(env):

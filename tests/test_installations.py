@@ -15,6 +15,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
+from bot.config import Settings
 from bot.installations import Installations
 from bot.secret_box import SecretBox, SecretUnreadableError
 from bot.store import Store
@@ -48,14 +49,23 @@ async def open_installations(
     stores: list[Store] = []
 
     async def open_one(url: str, keys: tuple[str, ...] = (OLD_KEY,)) -> Installations:
+        settings = Settings(
+            _env_file=None,
+            slack_client_id=DEFAULT_CLIENT_ID,
+            slack_client_secret=DEFAULT_CLIENT_SECRET,
+            slack_signing_secret="signing-secret",
+            slack_api_url=slack.api_url,
+            public_url="https://clips.example.com",
+            encryption_keys=",".join(keys),
+        )
+        assert settings.encryption_keys is not None
         store = Store(url)
         stores.append(store)
-        installations = Installations(
+        installations = Installations.from_settings(
+            settings,
             engine=store.engine,
-            box=SecretBox(keys),
-            client_id=DEFAULT_CLIENT_ID,
-            client_secret=DEFAULT_CLIENT_SECRET,
-            client=AsyncWebClient(base_url=slack.api_url),
+            box=SecretBox.from_setting(settings.encryption_keys.get_secret_value()),
+            client=AsyncWebClient(base_url=settings.slack_api_url),
         )
         await installations.open()
         return installations
@@ -310,7 +320,7 @@ async def test_an_org_wide_install_is_refused_with_a_page_and_not_stored(
     """An Enterprise Grid org-wide install gets a page saying why, and nothing is stored."""
     installations = await open_installations(sqlite_url(tmp_path))
 
-    done = await install(slack, installations, enterprise_id="E0GRID")
+    done = await install(slack, installations, org_wide="E0GRID")
 
     assert 403 == done.status
     assert "one workspace at a time" in str(done.body)
@@ -331,3 +341,33 @@ async def test_a_cancelled_install_stores_nothing(slack, open_installations, tmp
     assert 200 == done.status  # Bolt's own page for access_denied
     assert "access_denied" in str(done.body)
     assert None is await installations.bot_token("T0SIM")
+
+
+async def test_a_workspace_of_a_grid_organisation_is_found_by_its_team_alone(
+    slack, open_installations, tmp_path
+):
+    """Jobs know only the team id: a Grid workspace's install is found, and removed, by it."""
+    slack.add_workspace("T0GRIDWS", "gridws", enterprise_id="E0GRID")
+    installations = await open_installations(sqlite_url(tmp_path))
+    await install(slack, installations, team_id="T0GRIDWS", user_id="U0DAVE")
+    (token,) = issued_tokens(slack, "T0GRIDWS")
+    context = AsyncBoltContext(client=AsyncWebClient(base_url=slack.api_url))
+
+    assert (token, token, "U0DAVE") == (
+        await installations.bot_token("T0GRIDWS"),
+        await installations.bot_token("T0GRIDWS", "E0GRID"),
+        await installations.installer("T0GRIDWS"),
+    )
+    result = await installations.authorize(
+        context=context, enterprise_id="E0GRID", team_id="T0GRIDWS", user_id="U0DAVE"
+    )
+    assert ("E0GRID", "T0GRIDWS") == (result.enterprise_id, result.team_id)
+
+    await installations.remove("T0GRIDWS")
+
+    assert (None, None) == (
+        await installations.bot_token("T0GRIDWS", "E0GRID"),
+        await installations.store.async_find_installation(
+            enterprise_id="E0GRID", team_id="T0GRIDWS"
+        ),
+    )

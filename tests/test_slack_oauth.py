@@ -254,7 +254,7 @@ async def test_a_token_can_be_made_to_expire_now(slack, app):
 
 async def test_an_org_wide_install_names_the_organisation_and_no_workspace(slack, app):
     """An Enterprise Grid admin's org-wide install answers team null and the enterprise."""
-    location = slack.oauth.approve_install(authorize_url(slack), enterprise_id="E0GRID")
+    location = slack.oauth.approve_install(authorize_url(slack), org_wide="E0GRID")
 
     answer = await exchange(app, query_of(location)["code"])
 
@@ -263,3 +263,19 @@ async def test_an_org_wide_install_names_the_organisation_and_no_workspace(slack
         answer["enterprise"],
         answer["is_enterprise_install"],
     )
+
+
+async def test_a_workspace_of_a_grid_organisation_names_it(slack, app):
+    """Installing into a workspace of an Enterprise Grid names its organisation too."""
+    slack.add_workspace("T0GRIDWS", "gridws", enterprise_id="E0GRID")
+    location = slack.oauth.approve_install(authorize_url(slack), team_id="T0GRIDWS")
+
+    answer = await exchange(app, query_of(location)["code"])
+
+    assert ({"id": "T0GRIDWS", "name": "Gridws"}, {"id": "E0GRID", "name": "E0grid"}, False) == (
+        answer["team"],
+        answer["enterprise"],
+        answer["is_enterprise_install"],
+    )
+    tested = await AsyncWebClient(token=answer["access_token"], base_url=slack.api_url).auth_test()
+    assert ("T0GRIDWS", "E0GRID") == (tested["team_id"], tested["enterprise_id"])
