@@ -813,7 +813,7 @@ class SlackSimulator:
             "user": message.user,
             "text": message.text,
             "ts": message.ts,
-            "team": self.team_id,
+            "team": self.channel_teams.get(message.channel, self.team_id),
         }
         if message.bot_id is not None:
             body |= {"bot_id": message.bot_id, "app_id": _APP_ID}

@@ -140,7 +140,7 @@ async def test_a_second_workspace_is_a_world_of_its_own(slack, app):
     assert ("T0TWO", "Two") == ((await two.auth_test())["team_id"], (await two.auth_test())["team"])
     assert "T0SIM" == (await sim.auth_test())["team_id"]
     posted = await two.chat_postMessage(channel="C0TWOGEN", text="hello two")
-    assert "C0TWOGEN" == posted["channel"]
+    assert ("C0TWOGEN", "T0TWO") == (posted["channel"], posted["message"]["team"])
     assert "T0TWO" == slack.calls_to("chat.postMessage")[-1].team
     # Channels of the other workspace do not exist for a token, by id or by name.
     assert "channel_not_found" == await error_code(
