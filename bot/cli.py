@@ -1,4 +1,4 @@
-"""The command line: run the bot, run the local demo, or run the Rhombus simulator alone."""
+"""The command line: run the bot, the local demo or the Rhombus simulator; make a sealing key."""
 
 from __future__ import annotations
 
@@ -37,29 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
     sim.add_argument("--scenario", default="demo", help="demo, empty, bench or flaky")
     sim.add_argument("--api-key", default="sim-key", help="the API key it accepts")
+    commands.add_parser("new-key", help="print a fresh key for ENCRYPTION_KEYS")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command the arguments name; the process's exit status."""
     args = _parser().parse_args(argv)
-    if args.command in {"demo", "rhombus-sim"} and importlib.util.find_spec("standins") is None:
-        print(_NO_STANDINS, file=sys.stderr)  # noqa: T201  # logging is not configured yet
-        return 2
-    if args.command == "demo":
-        from standins.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
+    if args.command == "new-key":
+        from bot.secret_box import SecretBox  # noqa: PLC0415  # keeps the other commands lean
 
-        configure_logging("WARNING")
-        return asyncio.run(run_demo(speed=args.speed))
-    if args.command == "rhombus-sim":
-        from standins.rhombus import serve as serve_simulator  # noqa: PLC0415
-
-        configure_logging("INFO")
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(
-                serve_simulator(port=args.port, scenario=args.scenario, api_key=args.api_key)
-            )
+        print(SecretBox.new_key())  # noqa: T201  # the key is the command's output
         return 0
+    if args.command in {"demo", "rhombus-sim"}:
+        return _run_standin(args)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
@@ -75,4 +66,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A database the bot cannot open is a setting to fix, not a crash to debug.
         print(error, file=sys.stderr)  # noqa: T201
         return 2
+    return 0
+
+
+def _run_standin(args: argparse.Namespace) -> int:
+    """Run the demo or the Rhombus simulator, when this installation has them."""
+    if importlib.util.find_spec("standins") is None:
+        print(_NO_STANDINS, file=sys.stderr)  # noqa: T201  # logging is not configured yet
+        return 2
+    if args.command == "demo":
+        from standins.demo import run_demo  # noqa: PLC0415  # the demo pulls in both simulators
+
+        configure_logging("WARNING")
+        return asyncio.run(run_demo(speed=args.speed))
+    from standins.rhombus import serve as serve_simulator  # noqa: PLC0415
+
+    configure_logging("INFO")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_simulator(port=args.port, scenario=args.scenario, api_key=args.api_key))
     return 0

@@ -129,7 +129,9 @@ class RhombusClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        """Build the client the settings describe."""
+        """Build the client the settings describe (one workspace: RHOMBUS_API_KEY)."""
+        if settings.rhombus_api_key is None:
+            raise ValueError("RHOMBUS_API_KEY is not set: many workspaces connect their own keys")
         return cls(
             api_key=settings.rhombus_api_key.get_secret_value(),
             base_url=settings.rhombus_api_url,

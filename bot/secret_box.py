@@ -26,6 +26,7 @@ class SecretBox:
         if not keys:
             raise ValueError("at least one Fernet key is needed")
         self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self._newest = Fernet(keys[0])
 
     @classmethod
     def from_setting(cls, value: str) -> SecretBox:
@@ -49,6 +50,14 @@ class SecretBox:
             raise SecretUnreadableError(
                 "a stored secret opens with none of ENCRYPTION_KEYS"
             ) from None
+
+    def is_current(self, sealed: str) -> bool:
+        """Whether the newest key sealed it, so that resealing would change nothing."""
+        try:
+            self._newest.decrypt(sealed.encode())
+        except InvalidToken:
+            return False
+        return True
 
     def reseal(self, sealed: str) -> str:
         """The same secret sealed with the newest key (for rotating `ENCRYPTION_KEYS`)."""

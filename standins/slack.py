@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import math
@@ -74,6 +75,20 @@ DEFAULT_CHANNELS: Final[Mapping[str, ChannelSpec]] = MappingProxyType(
         "C0ARCHIVED": ChannelSpec("archived", is_archived=True),
     }
 )
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace the app is in: its id, its name and its address (`{domain}.slack.com`)."""
+
+    team_id: str
+    domain: str
+    enterprise_id: str | None = None  # the Enterprise Grid organisation it belongs to
+
+    @property
+    def name(self) -> str:
+        """The workspace's name, as auth.test and oauth.v2.access give it."""
+        return self.domain.capitalize()
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,7 @@ class _Method:
     handler: Callable[[Json], Json]
     scope: str | None = None  # the bot scope the method needs
     app_level: bool = False  # called with the app-level (xapp-) token, not the bot token
+    credentials: bool = False  # called with the app's client id and secret, not a token
 
 
 @dataclass(frozen=True)
@@ -264,6 +280,10 @@ class SlackSimulator:
         self.channels: dict[str, ChannelSpec] = dict(
             DEFAULT_CHANNELS if channels is None else channels
         )
+        # Workspaces other than this one (add_workspace), and the channels that are theirs:
+        # any channel not listed here is this workspace's.
+        self.workspaces: dict[str, Workspace] = {team_id: Workspace(team_id, team_domain)}
+        self.channel_teams: dict[str, str] = {}
         self.scopes = frozenset(scopes)
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Message] = {}
@@ -314,6 +334,12 @@ class SlackSimulator:
 
         self.surfaces = Surfaces(self)
         self._methods |= self.surfaces.methods()
+        # Installing with OAuth and token rotation (standins/slack_oauth.py).
+        from standins.slack_oauth import SlackOAuth  # noqa: PLC0415
+
+        self.oauth = SlackOAuth(self, clock=clock)
+        self._methods |= self.oauth.methods()
+        self._caller_team: str | None = None  # the workspace of the call being answered
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -327,6 +353,7 @@ class SlackSimulator:
                 web.post("/response/{response_id}", self._handle_response_url),
                 web.post("/upload/v1/{file_id}", self._handle_upload),
                 web.get("/socket", self._handle_socket),
+                *self.oauth.routes(),
             ]
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -473,7 +500,28 @@ class SlackSimulator:
 
     def add_bot_token(self, token: str, team_id: str | None = None) -> None:
         """Accept another bot token, acting in `team_id` (default: this workspace)."""
-        self.bot_tokens[token] = team_id or self.team_id
+        team_id = team_id or self.team_id
+        self.workspaces.setdefault(team_id, Workspace(team_id, team_id.lower()))
+        self.bot_tokens[token] = team_id
+
+    def add_workspace(
+        self,
+        team_id: str,
+        domain: str,
+        channels: Mapping[str, ChannelSpec] | None = None,
+        *,
+        enterprise_id: str | None = None,
+    ) -> Workspace:
+        """Another workspace the app can be installed in, with its own channels.
+
+        A token of one workspace finds no channel of another (channel_not_found), as in Slack.
+        `enterprise_id`: the Enterprise Grid organisation the workspace belongs to.
+        """
+        workspace = self.workspaces[team_id] = Workspace(team_id, domain, enterprise_id)
+        for channel_id, spec in (channels or {}).items():
+            self.channels[channel_id] = spec
+            self.channel_teams[channel_id] = team_id
+        return workspace
 
     async def wait_for(
         self,
@@ -645,8 +693,10 @@ class SlackSimulator:
         if method is None:
             return _Answer({"ok": False, "error": "unknown_method", "req_method": method_name})
         headers = {}
+        self._caller_team = self.bot_tokens.get(token or "")
         try:
-            self._authenticate(token, app_level=method.app_level)
+            if not method.credentials:
+                self._authenticate(token, app_level=method.app_level)
             if not method.app_level:
                 headers["x-oauth-scopes"] = ",".join(sorted(self.scopes))
             if method.scope is not None:
@@ -663,6 +713,8 @@ class SlackSimulator:
         if token in self.bot_tokens:
             if token in self._revoked_tokens:
                 raise _SlackError("token_revoked")
+            if self.oauth.expired(token):
+                raise _SlackError("token_expired")
             if app_level:
                 raise _SlackError("not_allowed_token_type")
         elif token == self.app_token:
@@ -719,13 +771,18 @@ class SlackSimulator:
 
     def _channel(self, args: Json) -> tuple[str, ChannelSpec]:
         requested = _required(args, "channel")
-        by_name = {spec.name: channel_id for channel_id, spec in self.channels.items()}
+        # A token sees the channels of its own workspace only.
+        team_id = self._caller_team or self.team_id
+        visible = {
+            channel_id: spec
+            for channel_id, spec in self.channels.items()
+            if self.channel_teams.get(channel_id, self.team_id) == team_id
+        }
+        by_name = {spec.name: channel_id for channel_id, spec in visible.items()}
         channel_id = (
-            requested
-            if requested in self.channels
-            else by_name.get(requested.removeprefix("#"), "")
+            requested if requested in visible else by_name.get(requested.removeprefix("#"), "")
         )
-        spec = self.channels.get(channel_id)
+        spec = visible.get(channel_id)
         if spec is None:
             raise _SlackError("channel_not_found")
         # Slack hides a private channel from a bot that is not in it: it answers
@@ -756,7 +813,7 @@ class SlackSimulator:
             "user": message.user,
             "text": message.text,
             "ts": message.ts,
-            "team": self.team_id,
+            "team": self.channel_teams.get(message.channel, self.team_id),
         }
         if message.bot_id is not None:
             body |= {"bot_id": message.bot_id, "app_id": _APP_ID}
@@ -773,12 +830,15 @@ class SlackSimulator:
     # -- Web API methods -------------------------------------------------------------------------
 
     def _auth_test(self, _args: Json) -> Json:
-        return {
+        # The workspace of the token used: each install's token acts in its own.
+        workspace = self.workspaces[self._caller_team or self.team_id]
+        grid = {} if workspace.enterprise_id is None else {"enterprise_id": workspace.enterprise_id}
+        return grid | {
             "ok": True,
-            "url": f"https://{self.team_domain}.slack.com/",
-            "team": self.team_domain.capitalize(),
+            "url": f"https://{workspace.domain}.slack.com/",
+            "team": workspace.name,
             "user": "clipbot",
-            "team_id": self.team_id,
+            "team_id": workspace.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
@@ -1180,6 +1240,16 @@ async def _read_args(request: web.Request) -> tuple[Json, str | None, bool]:
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith("Bearer "):
         token = authorization.removeprefix("Bearer ").strip()
+    elif authorization.startswith("Basic "):
+        # oauth.v2.access takes the app's client id and secret this way, or as form fields.
+        try:
+            decoded = base64.b64decode(authorization.removeprefix("Basic "), validate=True)
+            client_id, _, client_secret = decoded.decode().partition(":")
+        except ValueError:  # not base64, or not UTF-8: no credentials
+            client_id = client_secret = ""
+        if client_id:
+            args.setdefault("client_id", client_id)
+            args.setdefault("client_secret", client_secret)
     return args, token, malformed
 
 

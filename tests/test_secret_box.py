@@ -52,3 +52,16 @@ def test_keys_are_read_newest_first_from_the_setting() -> None:
     sealed = SecretBox.from_setting(f" {new} , {old} ").seal("s")
     assert SecretBox([new]).open(sealed) == "s"
     assert parse_keys(f"{new},{old}") == [new, old]
+
+
+def test_is_current_tells_what_the_newest_key_sealed() -> None:
+    """Only a secret sealed by the newest key is current; resealing makes it so."""
+    old, new = SecretBox.new_key(), SecretBox.new_key()
+    both = SecretBox([new, old])
+    sealed_by_old = SecretBox([old]).seal("xoxb-1")
+    assert (False, True, True) == (
+        both.is_current(sealed_by_old),
+        both.is_current(both.reseal(sealed_by_old)),
+        both.is_current(both.seal("xoxb-2")),
+    )
+    assert not both.is_current("not a sealed secret")
