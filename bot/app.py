@@ -33,9 +33,12 @@ from bot.workspaces import NOT_CONNECTED
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
+    from slack_bolt.authorization.async_authorize import AsyncAuthorize
     from slack_bolt.context.async_context import AsyncBoltContext
+    from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.blocks import JsonBlock
     from bot.making import Making
     from bot.store import Store
     from bot.tracker import Tracker
@@ -85,6 +88,7 @@ def register_listeners(  # noqa: PLR0913
     home_settings: HomeSettings,
     unfurls: Unfurls,
     making: Making | None = None,
+    home_top: Callable[[str, str], Awaitable[list[JsonBlock]]] | None = None,
 ) -> Home:
     """Attach every listener of the bot to the Bolt app; the Home, for shutdown to close."""
     following = Following(tracker, workspaces, policy)
@@ -118,6 +122,7 @@ def register_listeners(  # noqa: PLR0913
         following=following,
         policy=policy,
         settings=home_settings,
+        top=home_top,
     )
     app.event("app_home_opened")(home.opened)
     app.action(ACTION_HOME_MORE)(home.more)
@@ -188,11 +193,18 @@ async def on_error(error: Exception, body: dict[str, Any]) -> None:
     )
 
 
-def build_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+def build_app(
+    client: AsyncWebClient,
+    signing_secret: str | None,
+    *,
+    oauth: AsyncOAuthSettings | None = None,
+    authorize: AsyncAuthorize | None = None,
+) -> AsyncApp:
     """A Bolt app using `client` for Slack calls; signing_secret None means Socket Mode.
 
     In HTTP mode the endpoint answers commands and clicks itself, so Bolt runs each listener
-    to its end before returning: shutdown can then wait for it.
+    to its end before returning: shutdown can then wait for it. With `oauth`, any workspace
+    installs the app, and `authorize` finds each request's workspace token.
     """
     http_mode = signing_secret is not None
     return AsyncApp(
@@ -201,4 +213,6 @@ def build_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
         request_verification_enabled=http_mode,
         process_before_response=http_mode,
         raise_error_for_unhandled_request=False,
+        oauth_settings=oauth,
+        authorize=authorize,  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize instance too
     )

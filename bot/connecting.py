@@ -66,14 +66,15 @@ class Connecting:
         keys: RhombusKeys,
         installer: Callable[[str], Awaitable[str | None]],
         urls: Callable[[Region], str],
-        on_change: Callable[[str], Awaitable[None]],
+        on_change: Callable[[str, str], Awaitable[None]],
         check_seconds: float = CHECK_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Connect through `keys`, with what the wiring knows of each workspace and region.
 
         `installer(team_id)`: who installed the app there; `urls(region)`: Rhombus's API
-        address in that region; `on_change(team_id)`: called once a workspace's key changed.
+        address in that region; `on_change(team_id, user_id)`: called once a workspace's key
+        changed, with who changed it.
         """
         self._keys = keys
         self._installer = installer
@@ -137,7 +138,7 @@ class Connecting:
             await self._keys.remove(team_id)
             await ack()
             logger.info("Rhombus disconnected by %s", user_id, extra={"team": team_id})
-            self._changed(team_id)
+            self._changed(team_id, user_id)
             return
         key = request.api_key or (current.api_key if current else None)
         if key is None:  # parse_submission asks for a key when none is stored
@@ -169,7 +170,7 @@ class Connecting:
             connection.kind,
             extra={"team": team_id},
         )
-        self._changed(team_id)
+        self._changed(team_id, user_id)
 
     async def _check(self, connection: RhombusConnection) -> dict[str, str] | None:
         """Ask Rhombus for one clip with the key: None when it answers, else the fields' errors.
@@ -195,12 +196,12 @@ class Connecting:
             return _problems(error, connection)
         return None
 
-    def _changed(self, team_id: str) -> None:
+    def _changed(self, team_id: str, user_id: str) -> None:
         """Run `on_change` after Slack has its answer (the modal closes meanwhile)."""
 
         async def run() -> None:
             try:
-                await self._on_change(team_id)
+                await self._on_change(team_id, user_id)
             except Exception:
                 logger.exception("acting on a Rhombus connection change failed")
 

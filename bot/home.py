@@ -32,12 +32,13 @@ from bot.slack_messages import error_code
 from bot.store import TrackingState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from slack_bolt.async_app import AsyncAck
     from slack_bolt.context.async_context import AsyncBoltContext
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.blocks import JsonBlock
     from bot.clips import Clip
     from bot.following import Following
     from bot.policy import Policy
@@ -99,6 +100,7 @@ class Home:
         settings: HomeSettings,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        top: Callable[[str, str], Awaitable[list[JsonBlock]]] | None = None,
     ) -> None:
         self._workspaces = workspaces
         self._store = store
@@ -108,6 +110,8 @@ class Home:
         self._settings = settings
         self._clock = clock
         self._wall_clock = wall_clock
+        # What the Home shows first for a person of a workspace (its Rhombus connection).
+        self._top = top
         self._people: dict[tuple[str, str], _Person] = {}
         self._budgets: dict[str, TokenBucket] = {}
         self._permalinks: dict[str, str | None] = {}
@@ -199,6 +203,13 @@ class Home:
         await ack()
         # The modal closes now; following (a Rhombus lookup, a post) goes on after the answer.
         self._spawn(self._follow_in(asker, clip_id, context))
+
+    def workspace_changed(self, team_id: str) -> None:
+        """Its Rhombus connection changed: republish the Home of everyone there who opened it."""
+        for person in list(self._people.values()):
+            if person.team_id == team_id:
+                person.reload_recent = True
+                self._request(person, at_once=True)
 
     def on_change(self, tracking: Tracking) -> None:
         """A followed clip changed: republish its requester's Home, if they have opened it."""
@@ -303,6 +314,7 @@ class Home:
             console_url=organisation.console_url
             if (organisation := self._workspaces.organisation(person.team_id))
             else self._settings.console_url,
+            top=[] if self._top is None else await self._top(person.team_id, person.user_id),
         )
 
     async def _linked(self, trackings: list[Tracking]) -> list[Listed]:

@@ -51,11 +51,14 @@ class HomeState:
     recent_error: str | None = None  # why the recent clips cannot be shown now
     notice: str | None = None  # what came of the person's last request, e.g. a refusal
     console_url: str = DEFAULT_CONSOLE_URL
+    top: Sequence[JsonBlock] = ()  # first: the workspace's Rhombus connection, when installed
 
 
 def render_home(state: HomeState) -> JsonBlock:
     """The Home tab: the clips the person follows, then the organisation's recent clips."""
-    blocks: list[JsonBlock] = []
+    blocks: list[JsonBlock] = list(state.top)
+    if state.top:
+        blocks.append({"type": "divider"})
     if state.notice:
         blocks.append(context([plain(truncate(f"⚠️ {state.notice}", SECTION_TEXT_LIMIT))]))
     blocks.append(header("Clips you follow"))

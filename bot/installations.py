@@ -221,6 +221,17 @@ class Installations:
         bot = await self.bot(team_id, enterprise_id)
         return None if bot is None else bot.bot_token
 
+    async def teams(self) -> list[str]:
+        """Every workspace the app is installed in."""
+        bots = self.store.bots
+        query = (
+            select(bots.c.team_id)
+            .where(bots.c.client_id == self.store.client_id, bots.c.team_id.is_not(None))
+            .distinct()
+        )
+        async with self._engine.connect() as connection:
+            return [str(team) for team in (await connection.execute(query)).scalars()]
+
     async def installer(self, team_id: str, enterprise_id: str | None = None) -> str | None:
         """The user id of the person who installed the app into the workspace, if installed."""
         if enterprise_id is None:

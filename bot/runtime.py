@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import build_app, register_listeners
 from bot.delivery import Deliveries, DeliverySettings
 from bot.delivery_rows import DeliveryRows
 from bot.directory import Directory
+from bot.distribution import Distribution
 from bot.feed import ClipFeed
 from bot.file_lock import SqliteFileLock
 from bot.handover import Handover
 from bot.home import Home, HomeSettings
+from bot.installed import read_workspace_notice
 from bot.made import MadeClips
 from bot.making import Making
 from bot.metrics import MeteredWebClient, Metrics
@@ -50,6 +53,8 @@ logger = logging.getLogger(__name__)
 # Allocations between two young-generation garbage collections (Python's default is 700).
 GC_THRESHOLD = 10_000
 SHUTDOWN_GRACE_SECONDS = 5.0
+# How often installed workspaces are read again (tokens rotate 2 hours before they expire).
+WORKSPACES_REREAD_SECONDS = 10 * 60.0
 # A status message still being posted by another replica is left to it for this long.
 POSTING_GRACE_SECONDS = 60.0
 
@@ -74,6 +79,7 @@ class Bot:
     socket_mode: AsyncSocketModeHandler | None = None
     file_lock: SqliteFileLock | None = None
     shards: ShardHolder | None = None
+    distribution: Distribution | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -82,57 +88,26 @@ class Bot:
         return self.server.port
 
     @classmethod
-    async def start(cls, settings: Settings) -> Self:
+    async def start(cls, settings: Settings) -> Self:  # noqa: PLR0915  # every part, in order
         """Open the database, start the scheduler, serve Slack and resume every open tracking."""
         store = Store(settings.async_database_url)
         await store.open()
         file_lock = None if store.sqlite_file is None else SqliteFileLock.acquire(store.sqlite_file)
         metrics = Metrics()
-        rhombus = RhombusClient.from_settings(settings)
-        metrics.watch_rhombus(rhombus)
-        slack = MeteredWebClient(
-            metrics,
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_url,
-            timeout=10,
-        )
-        workspaces = OneWorkspace(
-            Workspace(
-                team_id="",
-                slack=slack,
-                organisation=Organisation(
-                    client=rhombus,
-                    feed=ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9),
-                    directory=Directory(rhombus),  # for making clips and for unfurls
-                    console_url=settings.console_url,
-                    media_url=settings.media_url,
-                ),
-            )
-        )
+        try:
+            workspaces, slack, distribution = await _workspaces(settings, store, metrics)
+        except BaseException:
+            await store.close()
+            if file_lock is not None:
+                file_lock.release()
+            raise
         shards = ShardHolder.for_database(settings.async_database_url)
         scheduler = AsyncIOScheduler(timezone="UTC")
         metrics.watch_scheduler(scheduler)
         scheduler.start()
         uploads = httpx.AsyncClient(trust_env=False)  # the upload URL is its own credential
         messages = SlackMessages(workspaces.slack, edits_per_minute=settings.slack_edits_per_minute)
-        deliveries = (
-            Deliveries(
-                rows=DeliveryRows(store),
-                workspaces=workspaces,
-                uploads=uploads,
-                thumbnails=Thumbnails(workspaces=workspaces, uploads=uploads, edits=messages.edits)
-                if settings.deliver_thumbnail
-                else None,
-                settings=DeliverySettings(
-                    max_bytes=int(settings.video_max_mb * 1_000_000),
-                    concurrency=settings.delivery_concurrency,
-                    post_restricted_clips=settings.post_restricted_clips,
-                    video=settings.deliver_video,
-                ),
-            )
-            if settings.deliver_video or settings.deliver_thumbnail
-            else None
-        )
+        deliveries = _deliveries(settings, store, workspaces, uploads, messages)
         made_shown: dict[str, MadeFromSlack] = {}
         tracker = Tracker(
             store=store,
@@ -151,14 +126,18 @@ class Bot:
             made=made_shown,
             holder=shards,
         )
-        for organisation in workspaces.organisations():
-            organisation.feed.on_final = tracker.poll_now
+        workspaces.when_final(tracker.poll_now)
         signing_secret = (
             None
             if settings.socket_mode or settings.slack_signing_secret is None
             else settings.slack_signing_secret.get_secret_value()
         )
-        app = build_app(slack, signing_secret)
+        app = build_app(
+            slack,
+            signing_secret,
+            oauth=None if distribution is None else distribution.oauth_settings(),
+            authorize=None if distribution is None else distribution.installations.authorize,
+        )
         unfurls = Unfurls(
             workspaces=workspaces,
             store=store,
@@ -197,7 +176,10 @@ class Bot:
             ),
             unfurls=unfurls,
             making=making,
+            home_top=None if distribution is None else distribution.home_top,
         )
+        if distribution is not None:
+            distribution.attach(app, tracker=tracker, home=home)
         bot = cls(
             settings=settings,
             store=store,
@@ -213,6 +195,7 @@ class Bot:
             making=making,
             file_lock=file_lock,
             shards=shards,
+            distribution=distribution,
         )
         metrics.watch_state(live=lambda: tracker.live_count, edits_waiting=messages.waiting_edits)
         if shards is not None:
@@ -235,12 +218,18 @@ class Bot:
                 shards,
                 tracker,
                 Handover(tracker, store, shards, interval=settings.poll_interval_seconds),
+                distribution,
             )
             _freeze_start_up()
         await making.resume()  # after: a message the tracker recovered is not posted again
         await unfurls.resume()
         if deliveries is not None:
             await deliveries.resume()
+        if distribution is not None:
+            # Tokens about to expire are refreshed, and news a replica missed is read.
+            scheduler.add_job(
+                distribution.refresh, IntervalTrigger(seconds=WORKSPACES_REREAD_SECONDS)
+            )
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -274,6 +263,8 @@ class Bot:
             await self.making.close(left())
         if self.home is not None:
             await self.home.close(left())
+        if self.distribution is not None:
+            await self.distribution.close(left())
         await self.tracker.drain(left())
         await self._close_parts()
 
@@ -303,13 +294,90 @@ class Bot:
         return all(checks.values()), {**checks, **shards}
 
 
+def _deliveries(
+    settings: Settings,
+    store: Store,
+    workspaces: Workspaces,
+    uploads: httpx.AsyncClient,
+    messages: SlackMessages,
+) -> Deliveries | None:
+    """What puts finished clips' videos and thumbnails in Slack, if either is wanted."""
+    if not (settings.deliver_video or settings.deliver_thumbnail):
+        return None
+    return Deliveries(
+        rows=DeliveryRows(store),
+        workspaces=workspaces,
+        uploads=uploads,
+        thumbnails=Thumbnails(workspaces=workspaces, uploads=uploads, edits=messages.edits)
+        if settings.deliver_thumbnail
+        else None,
+        settings=DeliverySettings(
+            max_bytes=int(settings.video_max_mb * 1_000_000),
+            concurrency=settings.delivery_concurrency,
+            post_restricted_clips=settings.post_restricted_clips,
+            video=settings.deliver_video,
+        ),
+    )
+
+
+async def _workspaces(
+    settings: Settings, store: Store, metrics: Metrics
+) -> tuple[Workspaces, AsyncWebClient, Distribution | None]:
+    """The workspaces served, the Slack client Bolt starts from, and distribution if it is on."""
+    if not settings.distributed:
+        one = _one_workspace(settings, metrics)
+        return one, one.only.slack, None
+    distribution = await Distribution.open(settings, store, metrics)
+    # Bolt gives each listener a client with its workspace's token; this one has none.
+    slack = MeteredWebClient(metrics, base_url=settings.slack_api_url, timeout=10)
+    return distribution.workspaces, slack, distribution
+
+
+def _one_workspace(settings: Settings, metrics: Metrics) -> OneWorkspace:
+    """The single workspace of SLACK_BOT_TOKEN, with the organisation of RHOMBUS_API_KEY."""
+    assert settings.slack_bot_token is not None  # noqa: S101  # required with one workspace
+    rhombus = RhombusClient.from_settings(settings)
+    metrics.watch_rhombus(rhombus)
+    slack = MeteredWebClient(
+        metrics,
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+    )
+    return OneWorkspace(
+        Workspace(
+            team_id="",
+            slack=slack,
+            organisation=Organisation(
+                client=rhombus,
+                feed=ClipFeed(rhombus, max_age=settings.poll_interval_seconds * 0.9),
+                directory=Directory(rhombus),  # for making clips and for unfurls
+                console_url=settings.console_url,
+                media_url=settings.media_url,
+            ),
+        )
+    )
+
+
 def _left(deadline: float) -> float:
     """Seconds left until `deadline` on the loop's clock (0 once it has passed)."""
     return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
-async def _hold_shards(shards: ShardHolder, tracker: Tracker, handover: Handover) -> None:
+async def _hold_shards(
+    shards: ShardHolder,
+    tracker: Tracker,
+    handover: Handover,
+    distribution: Distribution | None,
+) -> None:
     """Follow the trackings of the shards this replica holds, as it gains and loses them."""
+
+    async def heard(payload: str) -> None:
+        team_id = read_workspace_notice(payload)
+        if team_id is None or distribution is None:
+            await handover.heed(payload)
+        else:
+            await distribution.heard(team_id)
 
     async def gained(held: frozenset[int]) -> None:
         await tracker.resume(
@@ -322,7 +390,9 @@ async def _hold_shards(shards: ShardHolder, tracker: Tracker, handover: Handover
     async def rescan() -> None:
         await tracker.resume(teams=shards.holds, posting_grace=POSTING_GRACE_SECONDS)
 
-    await shards.start(gained=gained, lost=lost, heard=handover.heed, rescan=rescan)
+    await shards.start(gained=gained, lost=lost, heard=heard, rescan=rescan)
+    if distribution is not None:
+        distribution.tell_replicas()
 
 
 def _freeze_start_up() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bot.rhombus import RhombusError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from slack_sdk.web.async_client import AsyncWebClient
 
@@ -91,6 +91,11 @@ class Workspaces(ABC):
             raise NotConnectedError(team_id)
         return organisation
 
+    def when_final(self, poll_now: Callable[[set[str]], None]) -> None:
+        """Give every organisation's feed (those built later too) what to call with ended clips."""
+        for organisation in self.organisations():
+            organisation.feed.on_final = poll_now
+
     async def aclose(self) -> None:
         """Close every Rhombus organisation's connections."""
         for organisation in list(self.organisations()):
@@ -101,13 +106,13 @@ class OneWorkspace(Workspaces):
     """A single-workspace bot: one Slack token and one Rhombus key serve whatever team asks."""
 
     def __init__(self, only: Workspace) -> None:
-        self._only = only
+        self.only = only
 
     def get(self, team_id: str) -> Workspace | None:  # noqa: ARG002  # one workspace serves all
         """The one workspace."""
-        return self._only
+        return self.only
 
     def organisations(self) -> Iterator[Organisation]:
         """Its Rhombus organisation."""
-        if self._only.organisation is not None:
-            yield self._only.organisation
+        if self.only.organisation is not None:
+            yield self.only.organisation

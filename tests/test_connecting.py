@@ -189,7 +189,7 @@ async def start_rig(
     async def installer(team_id: str) -> str | None:
         return INSTALLER if team_id == TEAM else None
 
-    async def on_change(team_id: str) -> None:
+    async def on_change(team_id: str, _user_id: str) -> None:
         changed.append(team_id)
 
     async def healthy() -> tuple[bool, dict[str, object]]:

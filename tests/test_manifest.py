@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
 from bot.app import SHORTCUT_CALLBACK_ID
+from bot.config import OAUTH_REDIRECT_PATH
+from bot.distribution import BOT_SCOPES
 from bot.unfurl_view import CONSOLE_HOSTS
 
 ROOT = Path(__file__).parent.parent
@@ -83,3 +86,35 @@ def test_the_http_mode_urls_the_manifest_describes_are_valid():
     manifest["settings"]["interactivity"] |= {"request_url": url, "message_menu_options_url": url}
     jsonschema.validate(manifest, SCHEMA)
     assert "message_menu_options_url: https://" in (ROOT / "manifest.yml").read_text()
+
+
+def _distribution_manifest() -> dict[str, Any]:
+    manifest: dict[str, Any] = yaml.safe_load((ROOT / "manifest.distribution.yml").read_text())
+    return manifest
+
+
+def test_the_many_workspaces_manifest_matches_slack_schema() -> None:
+    """manifest.distribution.yml validates against Slack's schema too."""
+    jsonschema.validate(_distribution_manifest(), SCHEMA)
+
+
+def test_both_manifests_ask_for_the_scopes_an_install_asks_for() -> None:
+    """The scopes "Add to Slack" asks each workspace for are the manifests' scopes."""
+    assert list(BOT_SCOPES) == _manifest()["oauth_config"]["scopes"]["bot"]
+    assert list(BOT_SCOPES) == _distribution_manifest()["oauth_config"]["scopes"]["bot"]
+
+
+def test_the_many_workspaces_manifest_brings_installs_back_and_hears_uninstalls() -> None:
+    """The OAuth redirect is the bot's, uninstall events are subscribed, requests go over HTTP."""
+    manifest = _distribution_manifest()
+    (redirect,) = manifest["oauth_config"]["redirect_urls"]
+    assert redirect.endswith(OAUTH_REDIRECT_PATH)
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"app_uninstalled", "tokens_revoked", "app_home_opened", "link_shared"} == set(events)
+    assert not manifest["settings"]["socket_mode_enabled"]
+    single = _manifest()
+    for part in ("features", "display_information"):
+        drop = {"slash_commands"} if part == "features" else set()
+        assert {k: v for k, v in single[part].items() if k not in drop} == {
+            k: v for k, v in manifest[part].items() if k not in drop
+        }

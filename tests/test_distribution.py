@@ -1,0 +1,378 @@
+"""Installed into many workspaces: OAuth, Connect Rhombus, isolation and uninstall, end to end.
+
+The real bot runs with SLACK_CLIENT_ID set against the Slack stand-in (which installs it with
+OAuth) and two Rhombus regions of several organisations; everything goes through its endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from bot.config import Settings
+from bot.connect_view import (
+    ACTION_CONNECT,
+    CLIENT_ACTION,
+    CLIENT_BLOCK,
+    DISCONNECT,
+    DISCONNECT_ACTION,
+    DISCONNECT_BLOCK,
+    KEY_ACTION,
+    KEY_BLOCK,
+    KIND_ACTION,
+    KIND_BLOCK,
+    REGION_ACTION,
+    REGION_BLOCK,
+)
+from bot.logs import configure_logging
+from bot.runtime import Bot
+from bot.secret_box import SecretBox
+from bot.store import StoreError
+from bot.workspaces import NOT_CONNECTED
+from standins.rhombus import ManualClock, RhombusSimulator, completes, stays
+from standins.rhombus_cloud import RhombusCloud
+from standins.slack import ChannelSpec, SlackSimulator
+from standins.slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from standins.slack_requests import (
+    Origin,
+    app_home_opened,
+    event_callback,
+    home_action,
+    slash_command,
+    view_submission,
+)
+from tests.contract.openapi import validate_exchange
+from tests.helpers import SIGNING_SECRET, send, shown_text, status_messages, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+    from pathlib import Path
+
+PUBLIC_URL = "https://clips.example.com"
+ALPHA, BETA = "T0SIM", "T0BETA"  # the stand-in's first workspace, and a second one
+ALPHA_KEY = "rk-alpha-us-0123456789-aa11"
+BETA_KEY = "rk-beta-eu-9876543210-bb22"
+ALPHA_ORG, BETA_ORG = "AlphaOrg00000000000000", "BetaOrg000000000000000"
+CLIP_A, CLIP_B = "AlphaClip0123456789abc", "BetaClip_0123456789xyz"
+ADMIN, MEMBER = "U0ALICE", "U0BOB"
+ALPHA_ORIGIN = Origin(user_id=ADMIN, team_id=ALPHA, channel_id="C0GENERAL")
+BETA_ORIGIN = Origin(
+    user_id=ADMIN, team_id=BETA, team_domain="beta", channel_id="C0BETA", channel_name="beta"
+)
+
+
+@pytest.fixture
+async def regions(clock: ManualClock) -> AsyncIterator[tuple[RhombusCloud, RhombusCloud]]:
+    """The US region with Alpha's organisation, the EU region with Beta's."""
+    us, eu = RhombusCloud("US"), RhombusCloud("EU")
+    alpha = us.add_org(
+        RhombusSimulator(api_key=ALPHA_KEY, org_uuid=ALPHA_ORG, clock=clock, epoch=1_764_000_000)
+    )
+    beta = eu.add_org(
+        RhombusSimulator(api_key=BETA_KEY, org_uuid=BETA_ORG, clock=clock, epoch=1_764_000_000)
+    )
+    alpha.add_clip(CLIP_A, title="Alpha lobby", script=stays("UPLOADING", "Uploading", 600))
+    beta.add_clip(CLIP_B, title="Beta dock", script=completes(10))
+    async with us, eu:
+        yield us, eu
+    for exchange in us.exchanges + eu.exchanges:
+        validate_exchange(exchange)
+
+
+@pytest.fixture
+def distributed(
+    tmp_path: Path, slack: SlackSimulator, regions: tuple[RhombusCloud, RhombusCloud]
+) -> Callable[..., Settings]:
+    """Settings of a bot any workspace installs, pointed at the stand-ins."""
+    us, eu = regions
+    slack.oauth.redirect_uri = f"{PUBLIC_URL}/slack/oauth_redirect"
+    slack.add_workspace(BETA, "beta", {"C0BETA": ChannelSpec("beta")})
+    slack.views.people[ADMIN].is_admin = True
+    key = SecretBox.new_key()
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "slack_client_id": DEFAULT_CLIENT_ID,
+            "slack_client_secret": DEFAULT_CLIENT_SECRET,
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": slack.api_url,
+            "public_url": PUBLIC_URL,
+            "encryption_keys": key,
+            "rhombus_api_url": us.url,
+            "rhombus_media_url": us.url,
+            "rhombus_console_url": "https://console.rhombussystems.com",
+            "rhombus_eu_api_url": eu.url,
+            "rhombus_eu_media_url": eu.url,
+            "deliver_video": False,
+            "deliver_thumbnail": False,
+            "rhombus_timeout_seconds": 2.0,
+            "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
+            "poll_interval_seconds": 0.1,
+            "home_refresh_seconds": 0.1,
+            "host": "127.0.0.1",
+            "port": 0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def bot(distributed: Callable[..., Settings]) -> AsyncIterator[Bot]:
+    """The real bot, installable into any workspace."""
+    running = await Bot.start(distributed())
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def install(bot: Bot, slack: SlackSimulator, team_id: str, user_id: str = ADMIN) -> str:
+    """Open "Add to Slack", approve in the workspace, come back; the page the bot shows."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.port}") as browser:
+        page = await browser.get("/slack/install")
+        assert 200 == page.status_code
+        found = re.search(r'href="([^"]*oauth/v2/authorize[^"]*)"', page.text)
+        assert found is not None, page.text
+        link = html.unescape(found.group(1))
+        assert link.startswith(slack.base_url)  # SLACK_API_URL's host serves the consent page
+        back = urlsplit(slack.oauth.approve_install(link, team_id=team_id, user_id=user_id))
+        assert f"{back.scheme}://{back.netloc}" == PUBLIC_URL
+        # Bolt's state cookie is Secure: a browser sends it back over PUBLIC_URL's https.
+        cookie = page.headers["set-cookie"].split(";", 1)[0]
+        done = await browser.get(f"{back.path}?{back.query}", headers={"Cookie": cookie})
+        assert 200 == done.status_code, done.text
+        return done.text
+
+
+def connect_values(key: str, region: str, *, disconnect: bool = False) -> dict[str, Any]:
+    """The Connect Rhombus modal's state.values as Slack sends them."""
+
+    def radio(value: str) -> dict[str, Any]:
+        return {
+            "type": "radio_buttons",
+            "selected_option": {"value": value, "text": {"type": "plain_text", "text": value}},
+        }
+
+    boxes = [{"value": DISCONNECT, "text": {"type": "plain_text", "text": "Disconnect"}}]
+    return {
+        KEY_BLOCK: {KEY_ACTION: {"type": "plain_text_input", "value": key}},
+        REGION_BLOCK: {REGION_ACTION: radio(region)},
+        KIND_BLOCK: {KIND_ACTION: radio("api")},
+        CLIENT_BLOCK: {CLIENT_ACTION: {"type": "plain_text_input", "value": None}},
+        DISCONNECT_BLOCK: {
+            DISCONNECT_ACTION: {
+                "type": "checkboxes",
+                "selected_options": boxes if disconnect else [],
+            }
+        },
+    }
+
+
+async def connect(
+    bot: Bot, slack: SlackSimulator, origin: Origin, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Press Connect Rhombus in the Home and submit the modal; Slack's answer to the submission."""
+    opened = len(slack.views.opened)
+    trigger = slack.views.trigger()
+    clicked = await send(
+        bot, home_action(ACTION_CONNECT, "", view_id="V0HOME", trigger_id=trigger, origin=origin)
+    )
+    assert 200 == clicked.status_code
+    await slack.wait_for(lambda s: len(s.views.opened) > opened)
+    answer = await send(bot, view_submission(slack.views.opened[-1], values, origin=origin))
+    assert 200 == answer.status_code
+    if answer.text:
+        return dict(answer.json())
+    # The modal closed; the workspace's organisation is built just after.
+    connected = not values[DISCONNECT_BLOCK][DISCONNECT_ACTION]["selected_options"]
+    await wait_until(lambda: (bot.workspaces.organisation(origin.team_id) is not None) == connected)
+    return {}
+
+
+async def clip(bot: Bot, slack: SlackSimulator, text: str, origin: Origin) -> None:
+    """Type `/clip text` in the origin's channel."""
+    request = slash_command(text, response_url=slack.response_url(), origin=origin)
+    assert 200 == (await send(bot, request)).status_code
+
+
+async def told(bot: Bot, slack: SlackSimulator, text: str, origin: Origin) -> str:
+    """Type `/clip text`; what the person is told, alone."""
+    before = len(slack.ephemerals)
+    await clip(bot, slack, text, origin)
+    await slack.wait_for(lambda s: len(s.ephemerals) > before)
+    return slack.ephemerals[before].text
+
+
+def keys_used(cloud: RhombusCloud) -> set[str]:
+    """Every Rhombus key the bot's calls to a region carried."""
+    return {e.headers.get("x-auth-apikey", "") for e in cloud.exchanges}
+
+
+async def test_an_install_comes_back_to_a_workspace_that_must_connect_rhombus(
+    bot: Bot, slack: SlackSimulator
+) -> None:
+    """Add to Slack stores the install; until Rhombus is connected, /clip says how to connect."""
+    page = await install(bot, slack, ALPHA)
+    assert "Oops" not in page
+    assert ALPHA in await bot.distribution.installations.teams()  # type: ignore[union-attr]
+    assert NOT_CONNECTED == await told(bot, slack, CLIP_A, ALPHA_ORIGIN)
+    assert [] == status_messages(slack)
+
+
+async def test_two_workspaces_follow_clips_each_with_its_own_token_and_key(
+    bot: Bot,
+    slack: SlackSimulator,
+    regions: tuple[RhombusCloud, RhombusCloud],
+    clock: ManualClock,
+) -> None:
+    """Alpha (US key) and Beta (EU key): each sees only its own organisation's clips."""
+    us, eu = regions
+    await install(bot, slack, ALPHA)
+    await install(bot, slack, BETA)
+    assert {} == await connect(bot, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+    assert {} == await connect(bot, slack, BETA_ORIGIN, connect_values(BETA_KEY, "EU"))
+
+    await clip(bot, slack, CLIP_A, ALPHA_ORIGIN)
+    await clip(bot, slack, CLIP_B, BETA_ORIGIN)
+    # Alpha's clip, asked for in Beta: Beta's organisation does not have it.
+    assert "can't find clip" in await told(bot, slack, CLIP_A, BETA_ORIGIN)
+
+    await slack.wait_for(
+        lambda s: len(status_messages(s)) == 1 and len(status_messages(s, "C0BETA")) == 1
+    )
+    (alpha_message,) = status_messages(slack)
+    (beta_message,) = status_messages(slack, "C0BETA")
+    assert "Alpha lobby" in shown_text(alpha_message)
+    assert "Beta dock" in shown_text(beta_message)
+    # Each workspace's messages were posted and edited with its own bot token.
+    for call in slack.calls:
+        if call.method in {"chat.postMessage", "chat.update"} and call.ok:
+            channel = call.args.get("channel")
+            assert (ALPHA if channel == "C0GENERAL" else BETA) == call.team, call
+    # Each organisation was asked with its own key, in its own region.
+    assert {ALPHA_KEY} == keys_used(us)
+    assert {BETA_KEY} == keys_used(eu)
+    clock.advance(30)
+    await slack.wait_for(
+        lambda s: "ready" in shown_text(status_messages(s, "C0BETA")[0]).lower(), 10
+    )
+
+
+async def test_a_workspace_without_rhombus_sees_the_connect_button_in_its_home(
+    bot: Bot, slack: SlackSimulator
+) -> None:
+    """The Home says Rhombus is not connected, with Connect Rhombus for an admin."""
+    await install(bot, slack, ALPHA)
+    published = len(slack.calls_to("views.publish"))
+    await send(bot, event_callback(app_home_opened(origin=ALPHA_ORIGIN), origin=ALPHA_ORIGIN))
+    await slack.wait_for(lambda s: len(s.calls_to("views.publish")) > published)
+    view = slack.calls_to("views.publish")[-1].args["view"]
+    text = view if isinstance(view, str) else str(view)
+    assert "Rhombus is not connected" in text
+    assert ACTION_CONNECT in text
+
+
+async def test_uninstall_mid_clip_ends_its_trackings_and_forgets_its_secrets(
+    bot: Bot, slack: SlackSimulator, regions: tuple[RhombusCloud, RhombusCloud]
+) -> None:
+    """app_uninstalled: trackings end, no more calls with its token, token and key deleted."""
+    us, _ = regions
+    await install(bot, slack, ALPHA)
+    await connect(bot, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+    await clip(bot, slack, CLIP_A, ALPHA_ORIGIN)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    await wait_until(lambda: bot.tracker.live_count == 1)
+
+    uninstall = event_callback({"type": "app_uninstalled"}, origin=ALPHA_ORIGIN)
+    assert 200 == (await send(bot, uninstall)).status_code
+    await wait_until(lambda: bot.tracker.live_count == 0 and bot.workspaces.get(ALPHA) is None)
+    assert [] == await bot.distribution.installations.teams()  # type: ignore[union-attr]
+    assert await bot.distribution.keys.get(ALPHA) is None  # type: ignore[union-attr]
+    assert [] == list(await bot.store.unfinished())
+    asked = len(us.exchanges)
+    calls = len(slack.calls)
+    await asyncio.sleep(0.5)  # five poll intervals, in which nothing may happen
+    assert asked == len(us.exchanges)
+    assert calls == len(slack.calls)
+
+
+@pytest.fixture
+def debug_log(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    """The bot's own logging at DEBUG, as `python -m bot` sets it up; what it wrote to stderr."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("DEBUG")
+    try:
+        yield lambda: capsys.readouterr().err
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+async def test_no_token_or_key_is_stored_or_logged_in_plain_text(
+    bot: Bot, slack: SlackSimulator, tmp_path: Path, debug_log: Callable[[], str]
+) -> None:
+    """The database file and the DEBUG log hold neither the bot token nor the Rhombus key."""
+    await install(bot, slack, ALPHA)
+    await connect(bot, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+    await clip(bot, slack, CLIP_A, ALPHA_ORIGIN)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    issued = [t for t, team in slack.bot_tokens.items() if team == ALPHA and t != slack.bot_token]
+    assert issued  # the token the install was given
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("bot.db*"))  # noqa: ASYNC240
+    logged = debug_log()
+    assert "Rhombus connected" in logged  # the log was captured
+    for secret in [*issued, ALPHA_KEY]:
+        assert secret.encode() not in stored
+        assert secret not in logged
+
+
+async def test_only_an_admin_may_connect_and_a_wrong_key_is_named(
+    bot: Bot, slack: SlackSimulator
+) -> None:
+    """A member sees who may connect; an admin's wrong key is refused under its field."""
+    await install(bot, slack, ALPHA, user_id=ADMIN)
+    member = Origin(user_id=MEMBER, team_id=ALPHA)
+    opened = len(slack.views.opened)
+    trigger = slack.views.trigger()
+    await send(
+        bot, home_action(ACTION_CONNECT, "", view_id="V0HOME", trigger_id=trigger, origin=member)
+    )
+    await slack.wait_for(lambda s: len(s.views.opened) > opened)
+    assert "admin" in json.dumps(slack.views.opened[-1])
+    refused = await connect(bot, slack, ALPHA_ORIGIN, connect_values("rk-not-a-real-key-000", "US"))
+    assert "errors" == refused["response_action"]
+    assert KEY_BLOCK in refused["errors"]
+    assert bot.workspaces.organisation(ALPHA) is None
+
+
+async def test_rotating_encryption_keys_keeps_every_workspace_connected(
+    distributed: Callable[..., Settings], slack: SlackSimulator
+) -> None:
+    """NEW,OLD reads what OLD sealed and reseals it; then NEW alone still reads everything."""
+    old, new = SecretBox.new_key(), SecretBox.new_key()
+    first = await Bot.start(distributed(encryption_keys=old))
+    try:
+        await install(first, slack, ALPHA)
+        await connect(first, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+    finally:
+        await first.stop()
+    for keys in (f"{new},{old}", new):
+        again = await Bot.start(distributed(encryption_keys=keys))
+        try:
+            assert again.workspaces.organisation(ALPHA) is not None, keys
+            assert again.workspaces.slack(ALPHA) is not None, keys
+        finally:
+            await again.stop()
+    with pytest.raises(StoreError, match="none of ENCRYPTION_KEYS opens them"):
+        await Bot.start(distributed(encryption_keys=SecretBox.new_key()))
