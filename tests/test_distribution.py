@@ -62,6 +62,7 @@ ALPHA_KEY = "rk-alpha-us-0123456789-aa11"
 BETA_KEY = "rk-beta-eu-9876543210-bb22"
 ALPHA_ORG, BETA_ORG = "AlphaOrg00000000000000", "BetaOrg000000000000000"
 CLIP_A, CLIP_B = "AlphaClip0123456789abc", "BetaClip_0123456789xyz"
+OTHER_A = "AlphaYard0123456789abc"
 ADMIN, MEMBER = "U0ALICE", "U0BOB"
 ALPHA_ORIGIN = Origin(user_id=ADMIN, team_id=ALPHA, channel_id="C0GENERAL")
 BETA_ORIGIN = Origin(
@@ -376,3 +377,29 @@ async def test_rotating_encryption_keys_keeps_every_workspace_connected(
             await again.stop()
     with pytest.raises(StoreError, match="none of ENCRYPTION_KEYS opens them"):
         await Bot.start(distributed(encryption_keys=SecretBox.new_key()))
+
+
+async def test_a_rotating_token_is_refreshed_once_and_then_used_everywhere(
+    bot: Bot, slack: SlackSimulator, regions: tuple[RhombusCloud, RhombusCloud]
+) -> None:
+    """Token rotation: the expiring token is exchanged once, then every call carries the new one."""
+    slack.oauth.token_rotation = True
+    slack.oauth.token_lifetime = 2 * 3600 + 2  # within the 2 hours before expiry in 2 seconds
+    await install(bot, slack, ALPHA)
+    await connect(bot, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+    (first,) = [t for t, team in slack.bot_tokens.items() if team == ALPHA and t.startswith("xoxe")]
+    await asyncio.sleep(2.5)  # the token's last 2 hours begin
+    await clip(bot, slack, CLIP_A, ALPHA_ORIGIN)  # Bolt authorizes it: the token is refreshed
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    await bot.distribution.refresh()  # type: ignore[union-attr]  # what runs every 10 minutes
+    refreshes = [
+        c for c in slack.calls_to("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"
+    ]
+    assert 1 == len(refreshes)
+    second = str(refreshes[0].response["access_token"])  # type: ignore[index]
+    assert second != first
+    regions[0].orgs[0].add_clip(OTHER_A, title="Alpha yard")
+    posted = len(slack.calls)
+    await clip(bot, slack, OTHER_A, ALPHA_ORIGIN)
+    await slack.wait_for(lambda s: len(status_messages(s)) == 2)
+    assert {second} == {c.token for c in slack.calls[posted:] if c.method == "chat.postMessage"}
