@@ -403,3 +403,42 @@ async def test_a_rotating_token_is_refreshed_once_and_then_used_everywhere(
     await clip(bot, slack, OTHER_A, ALPHA_ORIGIN)
     await slack.wait_for(lambda s: len(status_messages(s)) == 2)
     assert {second} == {c.token for c in slack.calls[posted:] if c.method == "chat.postMessage"}
+
+
+@pytest.mark.slow
+async def test_replicas_on_postgres_hear_of_connects_and_uninstalls_made_elsewhere(
+    distributed: Callable[..., Settings], slack: SlackSimulator, postgres_url: str
+) -> None:
+    """Installed on one replica, connected on another: an uninstall anywhere stops the holder."""
+    settings = distributed(database_url=postgres_url)
+    first = await Bot.start(settings)
+    second = await Bot.start(settings)
+    try:
+        both = (first, second)
+        await wait_until(
+            lambda: (
+                all(b.shards and b.shards.held for b in both)
+                and sum(len(b.shards.held) for b in both if b.shards) == 64
+            ),
+            15,
+        )
+        await install(first, slack, ALPHA)
+        await wait_until(lambda: second.workspaces.get(ALPHA) is not None)
+        await connect(second, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+        await wait_until(lambda: first.workspaces.organisation(ALPHA) is not None)
+
+        holder, other = both if first.shards and first.shards.holds(ALPHA) else both[::-1]
+        await clip(other, slack, CLIP_A, ALPHA_ORIGIN)  # asked on the replica not following it
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        await wait_until(lambda: holder.tracker.live_count == 1)
+
+        uninstall = event_callback({"type": "app_uninstalled"}, origin=ALPHA_ORIGIN)
+        assert 200 == (await send(other, uninstall)).status_code
+        await wait_until(
+            lambda: holder.tracker.live_count == 0 and holder.workspaces.get(ALPHA) is None
+        )
+        assert other.workspaces.get(ALPHA) is None
+        assert [] == list(await holder.store.unfinished())
+    finally:
+        await second.stop()
+        await first.stop()
