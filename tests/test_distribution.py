@@ -46,11 +46,12 @@ from standins.slack_requests import (
     app_home_opened,
     event_callback,
     home_action,
+    send_over_socket,
     slash_command,
     view_submission,
 )
 from tests.contract.openapi import validate_exchange
-from tests.helpers import SIGNING_SECRET, send, shown_text, status_messages, wait_until
+from tests.helpers import APP_TOKEN, SIGNING_SECRET, send, shown_text, status_messages, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -442,3 +443,36 @@ async def test_replicas_on_postgres_hear_of_connects_and_uninstalls_made_elsewhe
     finally:
         await second.stop()
         await first.stop()
+
+
+async def test_in_socket_mode_installs_still_come_back_over_http(
+    distributed: Callable[..., Settings], slack: SlackSimulator
+) -> None:
+    """With SLACK_APP_TOKEN the install pages are served on PORT, commands come over the socket."""
+    running = await Bot.start(distributed(slack_app_token=APP_TOKEN))
+    try:
+        await install(running, slack, ALPHA)
+        await connect_over_socket(slack)
+        await wait_until(lambda: running.workspaces.organisation(ALPHA) is not None)
+        await send_over_socket(slack, slash_command(CLIP_A, response_url=slack.response_url()))
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+        (post,) = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+        assert ALPHA == post.team
+    finally:
+        await running.stop()
+
+
+async def connect_over_socket(slack: SlackSimulator) -> None:
+    """Press Connect Rhombus and submit the modal, over Socket Mode."""
+    await slack.wait_for_socket_connection()
+    opened = len(slack.views.opened)
+    trigger = slack.views.trigger()
+    await send_over_socket(
+        slack,
+        home_action(ACTION_CONNECT, "", view_id="V0HOME", trigger_id=trigger, origin=ALPHA_ORIGIN),
+    )
+    await slack.wait_for(lambda s: len(s.views.opened) > opened)
+    values = connect_values(ALPHA_KEY, "US")
+    await send_over_socket(
+        slack, view_submission(slack.views.opened[-1], values, origin=ALPHA_ORIGIN)
+    )
