@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.directory import Directory
 from bot.feed import ClipFeed
@@ -24,10 +24,9 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.config import RegionUrls
+    from bot.rhombus_keys import Region
 
 logger = logging.getLogger(__name__)
-
-Region = Literal["US", "EU"]
 
 # The NOTIFY payload saying a workspace changed: "workspace:<team id>".
 NOTICE_PREFIX = "workspace:"

@@ -40,7 +40,8 @@ MAX_BODY_BYTES = 1024 * 1024
 class Server:
     """Serves Slack's requests to the Bolt app and the health check, on one port.
 
-    `signing_secret` None means Socket Mode: only `/healthz` is served.
+    `signing_secret` None means Socket Mode: `/slack/events` is not served. An app installed
+    into many workspaces also serves Bolt's install page and OAuth redirect.
     """
 
     def __init__(
