@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PUBLIC_URL = "https://clips.example.com"
+EPOCH = int(time.time()) - 1_000  # the clips are recent: the Home lists the last 7 days
 ALPHA, BETA = "T0SIM", "T0BETA"  # the stand-in's first workspace, and a second one
 ALPHA_KEY = "rk-alpha-us-0123456789-aa11"
 BETA_KEY = "rk-beta-eu-9876543210-bb22"
@@ -76,10 +78,10 @@ async def regions(clock: ManualClock) -> AsyncIterator[tuple[RhombusCloud, Rhomb
     """The US region with Alpha's organisation, the EU region with Beta's."""
     us, eu = RhombusCloud("US"), RhombusCloud("EU")
     alpha = us.add_org(
-        RhombusSimulator(api_key=ALPHA_KEY, org_uuid=ALPHA_ORG, clock=clock, epoch=1_764_000_000)
+        RhombusSimulator(api_key=ALPHA_KEY, org_uuid=ALPHA_ORG, clock=clock, epoch=EPOCH)
     )
     beta = eu.add_org(
-        RhombusSimulator(api_key=BETA_KEY, org_uuid=BETA_ORG, clock=clock, epoch=1_764_000_000)
+        RhombusSimulator(api_key=BETA_KEY, org_uuid=BETA_ORG, clock=clock, epoch=EPOCH)
     )
     alpha.add_clip(CLIP_A, title="Alpha lobby", script=stays("UPLOADING", "Uploading", 600))
     beta.add_clip(CLIP_B, title="Beta dock", script=completes(10))
@@ -476,3 +478,29 @@ async def connect_over_socket(slack: SlackSimulator) -> None:
     await send_over_socket(
         slack, view_submission(slack.views.opened[-1], values, origin=ALPHA_ORIGIN)
     )
+
+
+async def test_each_home_shows_its_own_organisations_clips(bot: Bot, slack: SlackSimulator) -> None:
+    """The same person's Home in each workspace lists that workspace's organisation only."""
+    for team, origin, key, region in (
+        (ALPHA, ALPHA_ORIGIN, ALPHA_KEY, "US"),
+        (BETA, BETA_ORIGIN, BETA_KEY, "EU"),
+    ):
+        await install(bot, slack, team)
+        await connect(bot, slack, origin, connect_values(key, region))
+    homes = {}
+    for team, origin in ((ALPHA, ALPHA_ORIGIN), (BETA, BETA_ORIGIN)):
+        published = len(slack.calls_to("views.publish"))
+        await send(bot, event_callback(app_home_opened(origin=origin), origin=origin))
+        await slack.wait_for(
+            lambda s, n=published, team=team: any(
+                c.team == team and "Recent clips" in json.dumps(c.args)
+                for c in s.calls_to("views.publish")[n:]
+            )
+        )
+        homes[team] = json.dumps(slack.calls_to("views.publish")[-1].args)
+    assert "Alpha lobby" in homes[ALPHA]
+    assert "Beta dock" not in homes[ALPHA]
+    assert "Beta dock" in homes[BETA]
+    assert "Alpha lobby" not in homes[BETA]
+    assert "key ending" in homes[ALPHA]
