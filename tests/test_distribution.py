@@ -492,12 +492,14 @@ async def test_each_home_shows_its_own_organisations_clips(bot: Bot, slack: Slac
     for team, origin in ((ALPHA, ALPHA_ORIGIN), (BETA, BETA_ORIGIN)):
         published = len(slack.calls_to("views.publish"))
         await send(bot, event_callback(app_home_opened(origin=origin), origin=origin))
-        await slack.wait_for(
-            lambda s, n=published, team=team: any(
+
+        def listed(s: SlackSimulator, n: int = published, team: str = team) -> bool:
+            return any(
                 c.team == team and "Recent clips" in json.dumps(c.args)
                 for c in s.calls_to("views.publish")[n:]
             )
-        )
+
+        await slack.wait_for(listed)
         homes[team] = json.dumps(slack.calls_to("views.publish")[-1].args)
     assert "Alpha lobby" in homes[ALPHA]
     assert "Beta dock" not in homes[ALPHA]
