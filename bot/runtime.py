@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
@@ -49,8 +50,6 @@ logger = logging.getLogger(__name__)
 # Allocations between two young-generation garbage collections (Python's default is 700).
 GC_THRESHOLD = 10_000
 SHUTDOWN_GRACE_SECONDS = 5.0
-# A status message still being posted by another replica is left to it for this long.
-POSTING_GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -166,6 +165,7 @@ class Bot:
             give_up_after=settings.give_up_minutes * 60,
             directory=directory,
             offer_clips=True,
+            holder=shards,
         )
         policy = Policy(
             max_clips=settings.max_clips_per_command,
@@ -231,16 +231,22 @@ class Bot:
         if shards is None:
             await tracker.resume(settle=_freeze_start_up)
         else:
-            await _hold_shards(
-                shards,
+            handover = Handover(
                 tracker,
-                Handover(tracker, store, shards, interval=settings.poll_interval_seconds),
+                store,
+                shards,
+                interval=settings.poll_interval_seconds,
+                unfurls=unfurls,
+                deliveries=deliveries,
+                known=making.recall,
             )
+            await _hold_shards(shards, handover, metrics)
             _freeze_start_up()
         await making.resume()  # after: a message the tracker recovered is not posted again
-        await unfurls.resume()
-        if deliveries is not None:
-            await deliveries.resume()
+        if shards is None:  # else each replica resumes those of the shards it holds
+            await unfurls.resume()
+            if deliveries is not None:
+                await deliveries.resume()
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -309,19 +315,19 @@ def _left(deadline: float) -> float:
     return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
-async def _hold_shards(shards: ShardHolder, tracker: Tracker, handover: Handover) -> None:
-    """Follow the trackings of the shards this replica holds, as it gains and loses them."""
+async def _hold_shards(shards: ShardHolder, handover: Handover, metrics: Metrics) -> None:
+    """Follow the work of the shards this replica holds, as it gains and loses them."""
 
     async def gained(held: frozenset[int]) -> None:
-        await tracker.resume(
-            teams=lambda team_id: shard_of(team_id) in held, posting_grace=POSTING_GRACE_SECONDS
-        )
+        taken = time.monotonic()
+        await handover.take(lambda team_id: shard_of(team_id) in held)
+        metrics.handover_seconds.observe(time.monotonic() - taken)
 
     async def lost(held: frozenset[int], orderly: bool) -> None:  # noqa: FBT001
         await handover.let_go(lambda team_id: shard_of(team_id) in held, orderly=orderly)
 
     async def rescan() -> None:
-        await tracker.resume(teams=shards.holds, posting_grace=POSTING_GRACE_SECONDS)
+        await handover.take(shards.holds, again=True)
 
     await shards.start(gained=gained, lost=lost, heard=handover.heed, rescan=rescan)
 
