@@ -37,6 +37,10 @@ CHANNEL = "clipbot_trackings"
 LET_GO_SECONDS = 3.0
 # A status message still being posted by another replica is left to it for this long.
 POSTING_GRACE_SECONDS = 60.0
+# A workspace taken over sends no edit or reply for this long: an edit its last holder sent
+# just before losing its lock (a cut connection frees the lock at once) may still be on its way,
+# and Slack applies an edit when it answers. Slack answers within a second or so.
+FENCE_SECONDS = 2.0
 
 
 class Notice(StrEnum):
@@ -111,6 +115,11 @@ class Handover:
         )
         if self._unfurls is not None:
             await self._unfurls.resume(teams)
+        if not again:
+            taken = {live.tracking.team_id for live in self._tracker.followed_in(teams)}
+            if self._unfurls is not None:
+                taken |= self._unfurls.teams_in(teams)
+            self._tracker.hold_edits(taken, FENCE_SECONDS)
         if self._deliveries is not None and not again:
             await self._deliveries.resume(teams)
         return resumed

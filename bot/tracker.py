@@ -333,6 +333,20 @@ class Tracker:
         self._adopt(Followed.resume(tracking))
         self._jobs.add(tracking.id, after=after)
 
+    def follows(self, live: Followed) -> bool:
+        """Whether this process still follows the tracking through `live` and may call Slack.
+
+        False once it was let go (its shard lost or given back) while a poll or an edit held
+        it: whoever holds its workspace now shows it.
+        """
+        tracking = live.tracking
+        return self._live.get(tracking.id) is live and self._holder.holds(tracking.team_id)
+
+    def hold_edits(self, team_ids: Collection[str], seconds: float) -> None:
+        """Send no edit or reply in those workspaces for `seconds`; polls go on."""
+        for team_id in team_ids:
+            self._messages.edits(team_id).pause(seconds)
+
     def followed_in(self, teams: Callable[[str], bool]) -> list[Followed]:
         """The trackings followed here of the workspaces `teams` accepts."""
         return [live for live in self._live.values() if teams(live.tracking.team_id)]

@@ -129,6 +129,10 @@ class Unfurls:
         if unfurl is not None and not unfurl.finished and self._holder.holds(unfurl.team_id):
             self._adopt(unfurl, None)
 
+    def teams_in(self, teams: Callable[[str], bool]) -> set[str]:
+        """The workspaces `teams` accepts with unfurls kept up to date here."""
+        return {unfurl.team_id for unfurl in self._live.values() if teams(unfurl.team_id)}
+
     def let_go(self, teams: Callable[[str], bool]) -> int:
         """Stop updating those workspaces' unfurls here at once; how many there were.
 
@@ -327,7 +331,7 @@ class Unfurls:
     async def _send(self, unfurl_id: str, message: RenderedMessage, *, final: bool) -> float | None:
         """Edit the unfurl (from the workspace's edit queue)."""
         unfurl = self._live.get(unfurl_id)
-        if unfurl is None or self._closing:
+        if unfurl is None or self._closing or not self._holder.holds(unfurl.team_id):
             return None
         where = {"channel": unfurl.channel_id, "ts": unfurl.message_ts}
         code = await self._unfurl(where, {unfurl.url: {"blocks": message.blocks}})
