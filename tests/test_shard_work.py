@@ -6,8 +6,13 @@ videos and knows which of its clips were made from Slack; a handover moves all o
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.runtime import Bot
 from bot.shards import LOCK_SPACE, SHARDS, shard_of
@@ -172,3 +177,36 @@ async def test_a_delivery_under_way_moves_with_the_workspace(
     assert media_bytes(CLIP, 1_000_000) == file.data
     assert 1 == len(slack.thread_replies("C0GENERAL", message.ts))
     assert 1 == len([c for c in slack.calls_to("files.completeUploadExternal") if c.ok])
+
+
+async def handovers_scraped(bot: Bot) -> dict[str, float]:
+    """The handover-duration histogram's samples on the replica's /metrics, by name and bound."""
+    async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
+        scraped = (await client.get(f"http://127.0.0.1:{bot.port}/metrics")).text
+    return {
+        sample.name.removeprefix("clipbot_handover_seconds")
+        + sample.labels.get("le", ""): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name.startswith("clipbot_handover_seconds")
+    }
+
+
+async def test_how_long_each_take_over_took_is_in_metrics(pair, slack, rhombus):
+    """Each take-over, from the lock taken to its trackings followed, is one histogram sample."""
+    holder, other = await pair()
+    rhombus.add_clip(CLIP, script=stays("UPLOADING", "Uploading video", 40))
+    await clip_command(other, slack, CLIP)
+    await wait_until(lambda: holder.tracker.live_count == 1)
+    before = await handovers_scraped(other)
+
+    await holder.stop()
+    deadline = time.monotonic() + 5.0
+    while (after := await handovers_scraped(other))["_count"] == before["_count"]:
+        assert time.monotonic() < deadline, "no take-over observed"
+        await asyncio.sleep(0.02)
+
+    assert 1 == other.tracker.live_count
+    assert 1 == after["_count"] - before["_count"]
+    assert 0 < after["_sum"] - before["_sum"] < 1.0
+    assert after["_bucket1.0"] - before["_bucket1.0"] == 1
