@@ -343,9 +343,13 @@ class Tracker:
         return self._live.get(tracking.id) is live and self._holder.holds(tracking.team_id)
 
     def hold_edits(self, team_ids: Collection[str], seconds: float) -> None:
-        """Send no edit or reply in those workspaces for `seconds`; polls go on."""
+        """Hold the edits and replies of workspaces taken over from another replica.
+
+        None for `seconds` (polls go on), then edits at the steady rate, leaving room for the
+        other replica's last minute.
+        """
         for team_id in team_ids:
-            self._messages.edits(team_id).pause(seconds)
+            self._messages.edits(team_id).taken_over(seconds)
 
     def followed_in(self, teams: Callable[[str], bool]) -> list[Followed]:
         """The trackings followed here of the workspaces `teams` accepts."""
