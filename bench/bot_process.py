@@ -165,6 +165,13 @@ class BotProcess:
         """What was measured since the last mark."""
         return Measurement(**await self._ask("report"))
 
+    async def kill(self) -> None:
+        """SIGKILL the bot, as a crash would, and wait for the process to end."""
+        if self._process.returncode is None:
+            self._process.kill()
+        await self._process.wait()
+        self.killed = True
+
     async def stop(self) -> None:
         """Stop the bot as SIGTERM would; kill the process if it has not exited in time.
 

@@ -80,21 +80,26 @@ class RhombusRequests:
         return [at for at, p in self.bot if start <= at < end and path in {None, p}]
 
 
-async def store_trackings(
-    database: Path,
+async def store_trackings(  # noqa: PLR0913, PLR0917
+    database: Path | str,
     rhombus: RhombusSimulator,
     slack: SlackSimulator,
     clip_ids: Sequence[str],
     channel_ids: Sequence[str],
+    teams: Sequence[str] = (TEAM_ID,),
 ) -> None:
     """Store one followed tracking per clip, as if `/clip` had asked for each, and its message.
+
+    `database`: a SQLite file, or an async SQLAlchemy URL (PostgreSQL). The trackings take
+    turns among `teams` (one workspace by default).
 
     The rows are what the bot itself stores once a status message is posted (state FOLLOWING,
     the clip as Rhombus reports it now); their status messages are put straight into the fake
     Slack, so the bot's edits find them. Only the last shown fingerprint is left out, so the
     bot's first poll of each edits its message (as after an upgrade that changes the layout).
     """
-    store = Store(f"sqlite+aiosqlite:///{database}")
+    url = database if isinstance(database, str) else f"sqlite+aiosqlite:///{database}"
+    store = Store(url)
     await store.open()  # creates the table, as the bot does
     await store.close()
     now = time.time()
@@ -109,7 +114,7 @@ async def store_trackings(
         rows.append(
             {
                 "id": Tracking.new_id(),
-                "team_id": TEAM_ID,
+                "team_id": teams[index % len(teams)],
                 "channel_id": channel,
                 "message_ts": ts,
                 "thread_ts": None,
@@ -127,7 +132,7 @@ async def store_trackings(
         )
     if not rows:
         return
-    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
             await connection.execute(insert(Tracking), rows)

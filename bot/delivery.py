@@ -103,6 +103,7 @@ class Deliveries:
         self._backoff = backoff
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._teams: dict[str, str] = {}  # the workspace of each delivery under way
 
     async def hand_over(
         self,
@@ -124,14 +125,36 @@ class Deliveries:
             delivery = await self._rows.get(tracking.id) or delivery
         self._start(delivery)
 
-    async def resume(self) -> int:
-        """Start every delivery a previous process left unfinished; how many."""
-        unfinished = await self._rows.unfinished()
+    async def resume(self, teams: Callable[[str], bool] | None = None) -> int:
+        """Start every unfinished delivery of the workspaces `teams` accepts (default: all).
+
+        How many were started: those under way here already are left as they are.
+        """
+        unfinished = [
+            delivery
+            for delivery in await self._rows.unfinished()
+            if (teams is None or teams(delivery.team_id))
+            and delivery.tracking_id not in self._running
+        ]
         for delivery in unfinished:
             self._start(delivery)
         if unfinished:
             logger.info("resumed %d delivery(ies)", len(unfinished))
         return len(unfinished)
+
+    async def let_go(self, teams: Callable[[str], bool]) -> int:
+        """Stop those workspaces' deliveries under way here; how many there were.
+
+        Each resumes from its row on the replica that follows its workspace next, as after a
+        crash: every step was recorded before it was taken.
+        """
+        tasks = [
+            task for tracking_id, task in self._running.items() if teams(self._teams[tracking_id])
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
 
     async def close(self) -> None:
         """Stop every delivery under way; each resumes from its row at the next start."""
@@ -150,7 +173,12 @@ class Deliveries:
             return
         task = asyncio.create_task(self._run(delivery), name=f"delivery-{delivery.tracking_id}")
         self._running[delivery.tracking_id] = task
-        task.add_done_callback(lambda _: self._running.pop(delivery.tracking_id, None))
+        self._teams[delivery.tracking_id] = delivery.team_id
+        task.add_done_callback(lambda _: self._ended(delivery.tracking_id))
+
+    def _ended(self, tracking_id: str) -> None:
+        self._running.pop(tracking_id, None)
+        self._teams.pop(tracking_id, None)
 
     def _files(self, delivery: Delivery) -> SlackFiles:
         """Slack's file calls with the bot token of the delivery's workspace."""

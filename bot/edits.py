@@ -90,6 +90,17 @@ class EditPacing:
         """Send nothing for `seconds`."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def assume_spent(self) -> None:
+        """Count the rolling minute as used in full, evenly, by a sender this one cannot see.
+
+        Another replica held the workspace until now: Slack still counts its edits, so this
+        one starts at the steady rate rather than with a minute's budget at once.
+        """
+        now = self._clock()
+        step = self.window / self.most
+        spent = (now - self.window + step * (index + 1) for index in range(self.most))
+        self._answered = deque(sorted([*self._answered, *spent]))
+
     def slow_down(self, seconds: float) -> None:
         """A send asked for a pause (a 429's Retry-After, or a backoff after a Slack failure).
 
@@ -235,6 +246,14 @@ class EditQueue:
     def paused_for(self) -> float:
         """Seconds left of a pause (0 when not paused)."""
         return self.pacing.paused_for
+
+    def taken_over(self, seconds: float) -> None:
+        """Another replica edited here until now: wait `seconds`, then go at the steady rate.
+
+        The other replica is taken to have used the whole rolling minute.
+        """
+        self.pacing.pause(seconds)
+        self.pacing.assume_spent()
 
     async def close(self) -> None:
         """Stop sending; edits still waiting are dropped (the database still has their state)."""

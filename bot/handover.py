@@ -5,6 +5,10 @@ one of them (`bot.shards`); any replica may take a `/clip`, a Refresh or a Stop.
 row and sends a notice in the same transaction, and the holder acts on it. A notice only wakes
 the holder up: it reads the row again, and rescans its workspaces now and then, so a notice
 sent while nobody listened is not missed for long.
+
+The holder does all of a workspace's work that outlives a request: polling and editing its
+status messages, keeping its link unfurls up to date, and delivering its finished clips' videos.
+It takes all of it up when it gains the workspace's shard and lets all of it go when it loses it.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from typing import TYPE_CHECKING, Protocol
 from bot.store import TrackingState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable, Collection
 
+    from bot.delivery import Deliveries
     from bot.store import Store
     from bot.tracker import Tracker
+    from bot.unfurls import Unfurls
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,12 @@ logger = logging.getLogger(__name__)
 CHANNEL = "clipbot_trackings"
 # How long letting a workspace go to another replica waits for polls and edits under way.
 LET_GO_SECONDS = 3.0
+# A status message still being posted by another replica is left to it for this long.
+POSTING_GRACE_SECONDS = 60.0
+# A workspace taken over sends no edit or reply for this long: an edit its last holder sent
+# just before losing its lock (a cut connection frees the lock at once) may still be on its way,
+# and Slack applies an edit when it answers. Slack answers within a second or so.
+FENCE_SECONDS = 2.0
 
 
 class Notice(StrEnum):
@@ -37,6 +49,7 @@ class Notice(StrEnum):
     FOLLOW = "follow"  # start polling it (its message was posted elsewhere)
     REFRESH = "refresh"  # poll now
     STOP = "stop"  # show it stopped (the row says by whom)
+    UNFURL = "unfurl"  # keep that link unfurl up to date (the id is the unfurl's)
 
 
 def notice(kind: Notice, tracking_id: str) -> str:
@@ -69,13 +82,47 @@ class Everything:
 
 
 class Handover:
-    """Work handed to this replica (notices) and from it (workspaces let go)."""
+    """Work handed to this replica (shards gained, notices) and from it (shards let go)."""
 
-    def __init__(self, tracker: Tracker, store: Store, holder: Holder, *, interval: float) -> None:
+    def __init__(  # noqa: PLR0913  # each part that works per workspace
+        self,
+        tracker: Tracker,
+        store: Store,
+        holder: Holder,
+        *,
+        interval: float,
+        unfurls: Unfurls | None = None,
+        deliveries: Deliveries | None = None,
+        known: Callable[[Collection[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self._tracker = tracker
         self._store = store
         self._holder = holder
         self._interval = interval
+        self._unfurls = unfurls
+        self._deliveries = deliveries
+        # Learns what a tracking's message shows besides its clip ("Made from Slack by …").
+        self._known = known
+
+    async def take(self, teams: Callable[[str], bool], *, again: bool = False) -> int:
+        """Follow those workspaces' trackings, unfurls and deliveries here; trackings resumed.
+
+        `again`: a rescan of workspaces already held, for work a lost notice did not bring;
+        deliveries are only created by the holder, so they are left as they are.
+        """
+        resumed = await self._tracker.resume(
+            teams=teams, posting_grace=POSTING_GRACE_SECONDS, known=self._known
+        )
+        if self._unfurls is not None:
+            await self._unfurls.resume(teams)
+        if not again:
+            taken = {live.tracking.team_id for live in self._tracker.followed_in(teams)}
+            if self._unfurls is not None:
+                taken |= self._unfurls.teams_in(teams)
+            self._tracker.hold_edits(taken, FENCE_SECONDS)
+        if self._deliveries is not None and not again:
+            await self._deliveries.resume(teams)
+        return resumed
 
     async def heed(self, payload: str) -> None:
         """Act on a notice from another replica: follow a tracking, refresh it, or stop it."""
@@ -83,6 +130,10 @@ class Handover:
         if read is None:
             return
         kind, tracking_id = read
+        if kind is Notice.UNFURL:
+            if self._unfurls is not None:
+                await self._unfurls.heed(tracking_id)
+            return
         row = await self._store.get(tracking_id)
         if (
             row is None
@@ -91,6 +142,8 @@ class Handover:
         ):
             return  # finished meanwhile, or another replica's: the row is the truth
         if self._tracker.live(tracking_id) is None:
+            if self._known is not None:
+                await self._known([row.clip_id])
             # Its ending, if it was stopped, is shown at its first poll.
             self._tracker.take_over(row, after=self._interval if kind is Notice.FOLLOW else 0.0)
         elif kind is Notice.REFRESH:
@@ -101,9 +154,13 @@ class Handover:
     async def let_go(self, teams: Callable[[str], bool], *, orderly: bool) -> int:
         """Stop following those workspaces' trackings here at once; how many there were.
 
-        `orderly`: another replica takes them only after this returns, so polls and edits
-        under way may finish (up to a few seconds) and every row is written first.
+        Their unfurls stop being updated and their deliveries under way stop (each resumes
+        from its row where the workspace is followed next). `orderly`: another replica takes
+        them only after this returns, so polls and edits under way may finish (up to a few
+        seconds) and every row is written first.
         """
+        if self._unfurls is not None:
+            self._unfurls.let_go(teams)
         gone = self._tracker.followed_in(teams)
         for live in gone:
             self._tracker.finished(live.tracking.id)
@@ -117,6 +174,8 @@ class Handover:
         else:
             # Cut off: whoever holds them next reads the table; older news must not overwrite it.
             self._tracker.rows.drop(live.tracking.id for live in gone)
+        if self._deliveries is not None:
+            await self._deliveries.let_go(teams)
         if gone:
             logger.info("stopped following %d tracking(s) here", len(gone))
         return len(gone)

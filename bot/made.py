@@ -19,9 +19,13 @@ from bot.status_message import MadeFromSlack
 from bot.store import Base, Tracking
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from bot.store import Store
+
+
+# Clip ids per query when looking up many: well under every database's limit of parameters.
+_IN_CHUNK = 500
 
 
 class MadeState(StrEnum):
@@ -116,6 +120,18 @@ class MadeClips:
         query = select(MadeClip).where(MadeClip.clip_id.is_not(None))
         async with self._sessions() as session:
             return (await session.scalars(query)).all()
+
+    async def made_of(self, clip_ids: Collection[str]) -> list[MadeClip]:
+        """The rows of those clips, if they were made from Slack."""
+        wanted = sorted(set(clip_ids))
+        found: list[MadeClip] = []
+        async with self._sessions() as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                query = select(MadeClip).where(
+                    MadeClip.clip_id.in_(wanted[start : start + _IN_CHUNK])
+                )
+                found.extend((await session.scalars(query)).all())
+        return found
 
     async def unsettled(self) -> Sequence[MadeClip]:
         """Rows a crash left between asking Rhombus and posting, oldest first."""

@@ -30,7 +30,7 @@ from bot.when import WrongInput, describe_seconds, local_label, zone_of
 from bot.workspaces import NotConnectedError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Collection, MutableMapping
 
     from slack_bolt.async_app import AsyncAck, AsyncRespond
     from slack_bolt.context.async_context import AsyncBoltContext
@@ -87,6 +87,19 @@ class Making:
         """Know every clip made from Slack, before the tracker renders any of their messages."""
         for made in await self._made.all_made():
             if made.clip_id:
+                self._shown[made.clip_id] = made.shown
+
+    async def recall(self, clip_ids: Collection[str]) -> None:
+        """Know which of these clips were made from Slack, whichever replica made them.
+
+        Called before a replica follows trackings another one started (a handover, a notice),
+        so their messages keep saying how the clip was made.
+        """
+        unknown = [clip_id for clip_id in clip_ids if clip_id not in self._shown]
+        if not unknown:
+            return
+        for made in await self._made.made_of(unknown):
+            if made.clip_id and made.clip_id not in self._shown:
                 self._shown[made.clip_id] = made.shown
 
     async def resume(self) -> None:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from bot.rhombus import RhombusClient
     from bot.shards import ShardHolder
 
+# Taking a shard's work over: milliseconds for a few trackings, seconds for thousands.
+HANDOVER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A poll is due every few seconds: lateness worth seeing runs from milliseconds to a minute.
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -62,6 +64,13 @@ class Metrics:
             "clipbot_slack_rate_limited",
             "Slack Web API calls answered 429.",
             ["method"],
+            registry=self.registry,
+        )
+
+        self.handover_seconds = Histogram(
+            "clipbot_handover_seconds",
+            "From taking shards' locks to following their trackings, unfurls and deliveries.",
+            buckets=HANDOVER_BUCKETS,
             registry=self.registry,
         )
 

@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
@@ -55,8 +56,6 @@ GC_THRESHOLD = 10_000
 SHUTDOWN_GRACE_SECONDS = 5.0
 # How often installed workspaces are read again (tokens rotate 2 hours before they expire).
 WORKSPACES_REREAD_SECONDS = 10 * 60.0
-# A status message still being posted by another replica is left to it for this long.
-POSTING_GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -147,6 +146,7 @@ class Bot:
             interval=settings.poll_interval_seconds,
             give_up_after=settings.give_up_minutes * 60,
             offer_clips=True,
+            holder=shards,
         )
         policy = Policy(
             max_clips=settings.max_clips_per_command,
@@ -214,17 +214,22 @@ class Bot:
         if shards is None:
             await tracker.resume(settle=_freeze_start_up)
         else:
-            await _hold_shards(
-                shards,
+            handover = Handover(
                 tracker,
-                Handover(tracker, store, shards, interval=settings.poll_interval_seconds),
-                distribution,
+                store,
+                shards,
+                interval=settings.poll_interval_seconds,
+                unfurls=unfurls,
+                deliveries=deliveries,
+                known=making.recall,
             )
+            await _hold_shards(shards, handover, metrics, distribution)
             _freeze_start_up()
         await making.resume()  # after: a message the tracker recovered is not posted again
-        await unfurls.resume()
-        if deliveries is not None:
-            await deliveries.resume()
+        if shards is None:  # else each replica resumes those of the shards it holds
+            await unfurls.resume()
+            if deliveries is not None:
+                await deliveries.resume()
         if distribution is not None:
             # Tokens about to expire are refreshed, and news a replica missed is read.
             scheduler.add_job(
@@ -366,11 +371,11 @@ def _left(deadline: float) -> float:
 
 async def _hold_shards(
     shards: ShardHolder,
-    tracker: Tracker,
     handover: Handover,
+    metrics: Metrics,
     distribution: Distribution | None,
 ) -> None:
-    """Follow the trackings of the shards this replica holds, as it gains and loses them."""
+    """Follow the work of the shards this replica holds, as it gains and loses them."""
 
     async def heard(payload: str) -> None:
         team_id = read_workspace_notice(payload)
@@ -380,15 +385,15 @@ async def _hold_shards(
             await distribution.heard(team_id)
 
     async def gained(held: frozenset[int]) -> None:
-        await tracker.resume(
-            teams=lambda team_id: shard_of(team_id) in held, posting_grace=POSTING_GRACE_SECONDS
-        )
+        taken = time.monotonic()
+        await handover.take(lambda team_id: shard_of(team_id) in held)
+        metrics.handover_seconds.observe(time.monotonic() - taken)
 
     async def lost(held: frozenset[int], orderly: bool) -> None:  # noqa: FBT001
         await handover.let_go(lambda team_id: shard_of(team_id) in held, orderly=orderly)
 
     async def rescan() -> None:
-        await tracker.resume(teams=shards.holds, posting_grace=POSTING_GRACE_SECONDS)
+        await handover.take(shards.holds, again=True)
 
     await shards.start(gained=gained, lost=lost, heard=heard, rescan=rescan)
     if distribution is not None:

@@ -80,6 +80,7 @@ class ShardHolder:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._held: set[int] = set()
+        self._since: dict[int, float] = {}  # when each shard held was taken
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -205,14 +206,20 @@ class ShardHolder:
         if not gained:
             return
         self._held |= gained
+        self._since.update(dict.fromkeys(gained, time.monotonic()))
         self.handovers += len(gained)
         logger.info("took %d shard(s), holding %d", len(gained), len(self._held))
         if self._gained is not None:
             await self._gained(frozenset(gained))
 
     async def _give_back(self, connection: asyncpg.Connection, surplus: int) -> None:
-        """Stop following the surplus shards, then unlock them for another replica."""
-        given = frozenset(sorted(self._held)[-surplus:])
+        """Stop following the surplus shards, then unlock them for another replica.
+
+        Those held longest go: a shard that has just moved here is not moved again at once.
+        """
+        given = frozenset(
+            sorted(self._held, key=lambda shard: (self._since[shard], shard))[:surplus]
+        )
         self._held -= given
         self.handovers += len(given)
         if self._lost is not None:

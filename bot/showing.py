@@ -41,6 +41,9 @@ class Lifecycle(Protocol):
     def live(self, tracking_id: str) -> Followed | None:
         """The tracking in memory, while it is followed."""
 
+    def follows(self, live: Followed) -> bool:
+        """Whether this process still follows the tracking through `live` (not let go)."""
+
     def working(self) -> AbstractAsyncContextManager[None]:
         """Mark work under way, so shutdown can wait for it."""
 
@@ -122,7 +125,7 @@ class Showing:
     async def deliver(self, live: Followed) -> None:
         """Bring the Slack message up to date; finish the tracking once its end is shown."""
         tracking = live.tracking
-        if self._tracker.live(tracking.id) is not live:
+        if not self._tracker.follows(live):
             return  # let go while this poll was under way: its new holder shows it
         live.progress = live.progress._replace(stale=False)
         live.record()
@@ -154,8 +157,8 @@ class Showing:
             return None
         async with self._tracker.working(), live.lock:
             tracking = live.tracking
-            if tracking.state != TrackingState.FOLLOWING:
-                return None
+            if tracking.state != TrackingState.FOLLOWING or not self._tracker.follows(live):
+                return None  # ended, or let go while this edit waited: the holder shows it
             outcome = await self._messages.edit(tracking, message)
             if isinstance(outcome, RetryIn):
                 # The next round sends the newest state, whatever the clip does meanwhile.
@@ -175,6 +178,8 @@ class Showing:
     async def finish(self, live: Followed) -> None:
         """The end is shown: announce it in the thread (at most once) and stop following."""
         tracking, clip = live.tracking, live.progress.shown
+        if not self._tracker.follows(live):
+            return  # let go meanwhile: the holder announces it
         view = await self.view(tracking, clip)
         reply = None if tracking.final_reply_sent else render_final_reply(view)
         if reply is not None:

@@ -27,7 +27,7 @@ from bot.store import DuplicateTrackingError, Tracking, TrackingState
 from bot.write_behind import WriteBehind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Collection, Mapping
     from contextlib import AbstractAsyncContextManager
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -120,13 +120,15 @@ class Tracker:
         *,
         teams: Callable[[str], bool] | None = None,
         posting_grace: float = 0.0,
+        known: Callable[[Collection[str]], Awaitable[None]] | None = None,
     ) -> int:
         """Schedule a job for every unfinished tracking in the database; how many were resumed.
 
         `settle` is called once every tracking is loaded, before the first poll is scheduled.
         Only the workspaces `teams` accepts (default: all) are resumed, and only trackings not
         followed yet; a status message being posted for less than `posting_grace` seconds is
-        left to whoever posts it (another replica).
+        left to whoever posts it (another replica). `known` is awaited with their clip ids
+        before they are followed (to learn what their messages show besides the clip).
         """
         posted_before = self._clock() - posting_grace
         trackings = [
@@ -139,6 +141,8 @@ class Tracker:
                 or (tracking.started_at <= posted_before and await self._showing.recover(tracking))
             )
         ]
+        if known is not None and trackings:
+            await known([tracking.clip_id for tracking in trackings])
         # Every clip is in the feed before the first poll, so the first refresh reads them all.
         async for _, tracking in in_slices(trackings):
             self._adopt(Followed.resume(tracking))
@@ -329,6 +333,24 @@ class Tracker:
         """Follow a stored tracking here from now on, its first poll `after` seconds from now."""
         self._adopt(Followed.resume(tracking))
         self._jobs.add(tracking.id, after=after)
+
+    def follows(self, live: Followed) -> bool:
+        """Whether this process still follows the tracking through `live` and may call Slack.
+
+        False once it was let go (its shard lost or given back) while a poll or an edit held
+        it: whoever holds its workspace now shows it.
+        """
+        tracking = live.tracking
+        return self._live.get(tracking.id) is live and self._holder.holds(tracking.team_id)
+
+    def hold_edits(self, team_ids: Collection[str], seconds: float) -> None:
+        """Hold the edits and replies of workspaces taken over from another replica.
+
+        None for `seconds` (polls go on), then edits at the steady rate, leaving room for the
+        other replica's last minute.
+        """
+        for team_id in team_ids:
+            self._messages.edits(team_id).taken_over(seconds)
 
     def followed_in(self, teams: Callable[[str], bool]) -> list[Followed]:
         """The trackings followed here of the workspaces `teams` accepts."""

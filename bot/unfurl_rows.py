@@ -56,6 +56,22 @@ class UnfurlRows:
         except (SQLAlchemyError, OSError) as error:
             raise StoreError(f"cannot write to {self._store.description}: {error}") from error
 
+    async def get(self, unfurl_id: str) -> LinkUnfurl | None:
+        """One unfurl, if it is stored."""
+        async with self._store.sessions() as session:
+            return await session.get(LinkUnfurl, unfurl_id)
+
+    async def find(self, channel_id: str, message_ts: str, url: str) -> bool:
+        """Whether that link of that message is kept up to date already."""
+        query = select(LinkUnfurl.id).where(
+            LinkUnfurl.channel_id == channel_id,
+            LinkUnfurl.message_ts == message_ts,
+            LinkUnfurl.url == url,
+            LinkUnfurl.finished.is_(False),
+        )
+        async with self._store.sessions() as session:
+            return (await session.scalars(query)).first() is not None
+
     async def live(self) -> Sequence[LinkUnfurl]:
         """Every unfurl still kept up to date."""
         query = select(LinkUnfurl).where(LinkUnfurl.finished.is_(False))

@@ -4,7 +4,8 @@ A camera-at-a-time link unfurls as the camera's name, location and moment (from 
 camera list), with **Follow a clip of this** when clips can be made from Slack. A link to a
 saved clip unfurls as the clip's status, and the unfurl is edited as the clip
 advances until it is final. Those updates go through the workspace's edit queue, and only when
-no status message edit waits there: status edits come first.
+no status message edit waits there: status edits come first. With several replicas, the one
+following the workspace's clips (`bot.shards`) keeps its unfurls up to date too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError
 
 from bot.budget import Priority
+from bot.handover import CHANNEL, Everything, Notice, notice
 from bot.rhombus import RejectedError, RhombusError
 from bot.slack_messages import INSTALL_GONE_ERRORS, NOT_INSTALLED, error_code
 from bot.store import StoreError
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
 
     from bot.blocks import RenderedMessage
+    from bot.handover import Holder
     from bot.slack_messages import SlackMessages
     from bot.store import Store
     from bot.workspaces import Organisation, Workspaces
@@ -84,9 +87,12 @@ class Unfurls:
         give_up_after: float,
         offer_clips: bool = False,
         clock: Callable[[], float] = time.time,
+        holder: Holder | None = None,
     ) -> None:
         self._workspaces = workspaces
+        self._store = store
         self._rows = UnfurlRows(store)
+        self._holder = holder or Everything()
         self._messages = messages
         self._scheduler = scheduler
         self._hosts = CONSOLE_HOSTS | {_host(console_url)}
@@ -97,11 +103,38 @@ class Unfurls:
         self._live: dict[str, LinkUnfurl] = {}
         self._closing = False
 
-    async def resume(self) -> int:
-        """Keep the stored live unfurls up to date again; how many there are."""
+    async def resume(self, teams: Callable[[str], bool] | None = None) -> int:
+        """Keep updating the stored live unfurls of the workspaces `teams` accepts (default: all).
+
+        How many are kept up to date here now.
+        """
         for unfurl in await self._rows.live():
-            self._adopt(unfurl, None)
+            if teams is None or teams(unfurl.team_id):
+                self._adopt(unfurl, None)
         return len(self._live)
+
+    async def heed(self, unfurl_id: str) -> None:
+        """Keep an unfurl another replica stored up to date, if its workspace is followed here."""
+        unfurl = await self._rows.get(unfurl_id)
+        if unfurl is not None and not unfurl.finished and self._holder.holds(unfurl.team_id):
+            self._adopt(unfurl, None)
+
+    def teams_in(self, teams: Callable[[str], bool]) -> set[str]:
+        """The workspaces `teams` accepts with unfurls kept up to date here."""
+        return {unfurl.team_id for unfurl in self._live.values() if teams(unfurl.team_id)}
+
+    def let_go(self, teams: Callable[[str], bool]) -> int:
+        """Stop updating those workspaces' unfurls here at once; how many there were.
+
+        An update already queued finds its unfurl gone and sends nothing.
+        """
+        gone = [unfurl for unfurl in self._live.values() if teams(unfurl.team_id)]
+        for unfurl in gone:
+            del self._live[unfurl.id]
+            if (organisation := self._workspaces.organisation(unfurl.team_id)) is not None:
+                organisation.feed.unfollow(unfurl.clip_id)
+        self._unschedule_if_idle()
+        return len(gone)
 
     def close(self) -> None:
         """Stop updating; what is stored is picked up at the next start."""
@@ -225,7 +258,7 @@ class Unfurls:
     ) -> None:
         if any(
             (u.channel_id, u.message_ts, u.url) == (channel, ts, url) for u in self._live.values()
-        ):
+        ) or await self._rows.find(channel, ts, url):
             return  # the same message's link, unfurled again (an edit of the message)
         unfurl = LinkUnfurl(
             id=uuid.uuid4().hex,
@@ -243,7 +276,13 @@ class Unfurls:
         except StoreError as error:
             logger.error("cannot keep the unfurl of clip %s up to date: %s", clip_id, error)  # noqa: TRY400
             return
-        self._adopt(unfurl, None)
+        if self._holder.holds(team_id):
+            self._adopt(unfurl, None)
+            return
+        try:  # the replica following the workspace keeps it up to date
+            await self._store.notify(CHANNEL, notice(Notice.UNFURL, unfurl.id))
+        except StoreError as error:  # its next rescan finds the row
+            logger.warning("cannot hand unfurl %s over: %s", unfurl.id, error)
 
     # --- Updates --------------------------------------------------------------------------------
 
@@ -300,10 +339,12 @@ class Unfurls:
     async def _send(self, unfurl_id: str, message: RenderedMessage, *, final: bool) -> float | None:
         """Edit the unfurl (from the workspace's edit queue)."""
         unfurl = self._live.get(unfurl_id)
-        if unfurl is None or self._closing:
+        if unfurl is None or self._closing or not self._holder.holds(unfurl.team_id):
             return None
         where = {"channel": unfurl.channel_id, "ts": unfurl.message_ts}
         code = await self._unfurl(unfurl.team_id, where, {unfurl.url: {"blocks": message.blocks}})
+        if unfurl.id not in self._live:
+            return None  # let go to another replica meanwhile: its row is that replica's now
         if code in _UNFURL_GONE or code in INSTALL_GONE_ERRORS or code == NOT_INSTALLED:
             await self._finish(unfurl)
             return None
@@ -325,13 +366,16 @@ class Unfurls:
             return
         if (organisation := self._workspaces.organisation(unfurl.team_id)) is not None:
             organisation.feed.unfollow(unfurl.clip_id)
-        if not self._live and self._scheduler.get_job(JOB_ID) is not None:
-            self._scheduler.remove_job(JOB_ID)
+        self._unschedule_if_idle()
         unfurl.finished = True
         try:
             await self._rows.save(unfurl)
         except StoreError as error:
             logger.warning("cannot record unfurl %s: %s", unfurl.id, error)
+
+    def _unschedule_if_idle(self) -> None:
+        if not self._live and self._scheduler.get_job(JOB_ID) is not None:
+            self._scheduler.remove_job(JOB_ID)
 
 
 def _host(url: str) -> str:

@@ -8,10 +8,10 @@ import pytest
 
 from bot.config import Settings
 from bot.runtime import Bot
+from standins.postgres import PostgresMissingError, fresh_database, postgres_server
 from standins.rhombus import ManualClock, RhombusSimulator
 from standins.slack import SlackSimulator
 from tests.helpers import APP_TOKEN, BOT_TOKEN, RHOMBUS_KEY, SIGNING_SECRET
-from tests.postgres import fresh_database, postgres_server
 
 # The real-process fixtures (database_url, bot_env, bots) of the tests that kill bots.
 pytest_plugins = ("tests.processes",)
@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A throwaway PostgreSQL server, started the first time a test needs one."""
-    with postgres_server() as url:
-        yield url
+    try:
+        with postgres_server() as url:
+            yield url
+    except PostgresMissingError as error:  # raised only while starting it
+        pytest.fail(str(error))
 
 
 @pytest.fixture

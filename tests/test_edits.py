@@ -144,6 +144,26 @@ def test_429s_within_one_pause_lower_the_rate_once_and_a_later_one_again():
     assert ((24, 3.0), 14) == (once, pacing.limit)
 
 
+def test_a_workspace_taken_over_waits_then_goes_at_the_steady_rate_not_a_burst():
+    """Taken over: nothing for 2 s, then ends one by one as the other's assumed minute leaves."""
+    clock = ManualClock()
+    queue = EditQueue("T0SIM", 48, clock)
+
+    queue.taken_over(2.0)
+    fenced = queue.pacing.wait(final=True)
+    clock.advance(2.0)
+    waits = []
+    for _ in range(4):
+        waits.append(queue.pacing.wait(final=True))
+        clock.advance(waits[-1])
+        send_at_once(queue.pacing, 1, final=True)
+
+    assert 2.0 == fenced
+    # The other replica's 48 edits are taken as spread over the minute, one every 1.25 s; two
+    # of them left it during the 2 s.
+    assert [0.0, 0.5, 1.25, 1.25] == [round(wait, 6) for wait in waits]
+
+
 def test_a_budget_under_one_a_minute_is_one_edit_per_longer_window():
     """Half an edit a minute: one edit, then the next two minutes later."""
     clock = ManualClock()

@@ -1,7 +1,9 @@
 """Three bot processes on one PostgreSQL database: the workspace's holder hands over cleanly.
 
 One replica follows the workspace, the others stand by; killed, stopped or cut off from its
-lock, the holder hands over, and Slack shows every clip's end once.
+lock, the holder hands over, and Slack shows every clip's end once. Each replica has a bot token
+of its own, so the Slack stand-in tells who made each call: the calls about one message never
+interleave between replicas.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from standins.rhombus import ManualClock, RhombusSimulator
-    from standins.slack import Message, SlackSimulator
+    from standins.slack import Call, Message, SlackSimulator
     from standins.slack_requests import SlackRequest
 
 CHANNEL = "C0GENERAL"
@@ -69,9 +71,24 @@ async def replicas(replica_env: dict[str, str], tmp_path: Path) -> AsyncIterator
         await processes.close()
 
 
-async def three_replicas(replicas: BotProcesses) -> tuple[BotProcess, list[BotProcess]]:
+def token_of(bot: BotProcess) -> str:
+    """The bot token a replica was started with."""
+    return f"xoxb-replica-{bot.number}"
+
+
+async def start_replica(replicas: BotProcesses, slack: SlackSimulator) -> BotProcess:
+    """Start one more replica, with a bot token of its own."""
+    token = f"xoxb-replica-{len(replicas.started) + 1}"
+    slack.add_bot_token(token)
+    replicas.env["SLACK_BOT_TOKEN"] = token
+    return await replicas.start()
+
+
+async def three_replicas(
+    replicas: BotProcesses, slack: SlackSimulator
+) -> tuple[BotProcess, list[BotProcess]]:
     """Start three replicas, wait until the shards are spread; the workspace's holder, the rest."""
-    started = [await replicas.start() for _ in range(3)]
+    started = [await start_replica(replicas, slack) for _ in range(3)]
     deadline = time.monotonic() + 10.0
     while True:
         held = {bot.number: await shards_of(bot) for bot in started}
@@ -151,6 +168,39 @@ def all_replied(slack: SlackSimulator) -> bool:
     return all(slack.thread_replies(CHANNEL, m.ts) for m in status_messages(slack))
 
 
+def calls_about(slack: SlackSimulator, message: Message) -> list[Call]:
+    """Every call Slack took that posted, edited or replied to the message, in time order."""
+    return sorted(
+        (
+            call
+            for call in slack.calls
+            if call.ok
+            and call.args.get("channel") == message.channel
+            and (
+                (call.method == "chat.update" and call.args.get("ts") == message.ts)
+                or (
+                    call.method == "chat.postMessage"
+                    and message.ts in {call.args.get("thread_ts"), (call.response or {}).get("ts")}
+                )
+            )
+        ),
+        key=lambda call: call.time,
+    )
+
+
+def assert_no_two_replicas_interleave(slack: SlackSimulator, output: str) -> None:
+    """For every status message, each holder's edits and replies come in one run.
+
+    (The replica that posted the message may be another: any replica takes a `/clip`.)
+    """
+    for message in status_messages(slack):
+        runs: list[str | None] = []
+        for call in calls_about(slack, message)[1:]:
+            if not runs or runs[-1] != call.token:
+                runs.append(call.token)
+        assert len(runs) == len(set(runs)), f"{message.ts}: {runs}\n{output}"
+
+
 def assert_each_end_shown_once(slack: SlackSimulator, end: str, output: str) -> None:
     """One status message per clip, each showing `end` in one revision, and one thread reply."""
     messages = status_messages(slack)
@@ -160,6 +210,7 @@ def assert_each_end_shown_once(slack: SlackSimulator, end: str, output: str) -> 
         assert end in shown_text(message), output
         assert 1 == sum(end in r.text for r in message.revisions), output
         assert 1 == len(slack.thread_replies(CHANNEL, message.ts)), output
+    assert_no_two_replicas_interleave(slack, output)
 
 
 @pytest.mark.slow
@@ -167,7 +218,7 @@ async def test_kill_9_of_the_holder_hands_its_clips_over_within_5_s(
     replicas: BotProcesses, slack: SlackSimulator, rhombus: RhombusSimulator, clock: ManualClock
 ) -> None:
     """The holder killed mid-clip: another replica polls on, every end and reply shown once."""
-    holder, standbys = await three_replicas(replicas)
+    holder, standbys = await three_replicas(replicas, slack)
     for clip in CLIPS:
         rhombus.add_clip(clip, script=completes(10))
     await follow_clips(standbys[0], slack, replicas)
@@ -190,7 +241,7 @@ async def test_sigterm_hands_the_holders_clips_over_in_about_a_second(
     replicas: BotProcesses, slack: SlackSimulator, rhombus: RhombusSimulator, clock: ManualClock
 ) -> None:
     """SIGTERM to the holder: it gives its shards back as it stops, and another takes them."""
-    holder, standbys = await three_replicas(replicas)
+    holder, standbys = await three_replicas(replicas, slack)
     for clip in CLIPS:
         rhombus.add_clip(clip, script=completes(10))
     await follow_clips(holder, slack, replicas)
@@ -218,7 +269,7 @@ async def test_a_holder_whose_lock_connection_is_terminated_stops_at_once(
     postgres_url: str,
 ) -> None:
     """pg_terminate_backend on the holder's lock session: it lets go, another takes over."""
-    holder, standbys = await three_replicas(replicas)
+    holder, standbys = await three_replicas(replicas, slack)
     for clip in CLIPS:
         rhombus.add_clip(clip, script=completes(10))
     await follow_clips(standbys[1], slack, replicas)
@@ -265,7 +316,7 @@ async def test_refresh_and_stop_clicked_on_a_standby_are_carried_out_by_the_hold
 ) -> None:
     """/clip, Refresh and Stop sent to standbys: the holder polls, edits and stops, once each."""
     replica_env["POLL_INTERVAL_SECONDS"] = "600"  # only a Refresh polls within the test
-    holder, standbys = await three_replicas(replicas)
+    holder, standbys = await three_replicas(replicas, slack)
     clip = CLIPS[0]
     rhombus.add_clip(clip, script=stays("UPLOADING", "Uploading video", 10))
     await send(standbys[0], slash_command(clip, response_url=slack.response_url()))
@@ -289,3 +340,75 @@ async def test_refresh_and_stop_clicked_on_a_standby_are_carried_out_by_the_hold
     assert [message] == status_messages(slack)
     assert [] == slack.ephemerals  # nobody was told the clip is no longer followed
     assert holder.process.returncode is None
+
+
+async def slack_calls_started(bot: BotProcess, method: str) -> float:
+    """How many calls of `method` the replica has begun, as its /metrics says."""
+    async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
+        scraped = (await client.get(f"{bot.url}/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "clipbot_slack_calls_total" and sample.labels.get("method") == method
+    )
+
+
+async def edits_in_flight(
+    holder: BotProcess, slack: SlackSimulator, clock: ManualClock, replicas: BotProcesses
+) -> None:
+    """Make Slack hold the holder's next edits for 1.5 s, and return once one is on its way."""
+    before = await slack_calls_started(holder, "chat.update")
+    slack.fail("chat.update", delay=1.5, times=len(CLIPS))
+    clock.advance(3)  # every clip moves on: the holder edits each message
+    deadline = time.monotonic() + FAILOVER_SECONDS
+    while await slack_calls_started(holder, "chat.update") == before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no edit began\n{replicas.output()}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm", "terminate"])
+async def test_an_edit_in_flight_at_a_handover_lands_before_the_next_holders_first(  # noqa: PLR0913, PLR0917
+    how: str,
+    replicas: BotProcesses,
+    slack: SlackSimulator,
+    rhombus: RhombusSimulator,
+    clock: ManualClock,
+    postgres_url: str,
+) -> None:
+    """A slow edit under way as the holder stops or loses its lock: no replica edits over it."""
+    holder, standbys = await three_replicas(replicas, slack)
+    for clip in CLIPS:
+        rhombus.add_clip(clip, script=completes(10))
+    await follow_clips(standbys[0], slack, replicas)
+    clock.advance(12)
+    await replicas.wait_for(slack, lambda s: all(edited(s, m) for m in status_messages(s)))
+
+    await edits_in_flight(holder, slack, clock, replicas)
+    if how == "sigterm":
+        holder.process.send_signal(signal.SIGTERM)
+    else:
+        await terminate_lock_session(postgres_url)
+    clock.advance(20)
+    await replicas.wait_for(slack, all_replied)
+
+    assert_each_end_shown_once(slack, "Ready", replicas.output())
+    assert any(c.token == token_of(holder) for c in slack.calls_to("chat.update") if c.ok)
+
+
+async def terminate_lock_session(postgres_url: str) -> None:
+    """pg_terminate_backend on the session holding the workspace's shard."""
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        terminated = await connection.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND classid = $1::int::oid AND objid = $2 AND objsubid = 2 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            LOCK_SPACE,
+            SHARD,
+        )
+    finally:
+        await connection.close()
+    assert [(True,)] == [tuple(row) for row in terminated]

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests, and a fresh database in it for each test."""
+"""A throwaway PostgreSQL server for tests and benchmarks, and fresh databases in it."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
-import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+
+class PostgresMissingError(RuntimeError):
+    """PostgreSQL's server binaries are not installed."""
 
 
 def _binary(name: str) -> str:
@@ -24,7 +27,9 @@ def _binary(name: str) -> str:
         (str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None
     )
     if found is None:
-        pytest.fail(f"PostgreSQL's {name} is not installed (Debian package: postgresql)")
+        raise PostgresMissingError(
+            f"PostgreSQL's {name} is not installed (Debian package: postgresql)"
+        )
     return found
 
 
@@ -65,7 +70,7 @@ def postgres_server() -> Iterator[str]:
 
 
 async def fresh_database(server_url: str) -> str:
-    """A new, empty database on the server: its URL."""
+    """A new, empty database on the server (a test's or a benchmark run's own): its URL."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     connection = await asyncpg.connect(server_url)
     try:
