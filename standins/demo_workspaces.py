@@ -250,8 +250,8 @@ class _Demo:
             trackings[clip_id] = await self._tracking(site, clip_id)
         if not await self._until_finished(trackings[globex.clip_id]):
             return self._stopped(f"{globex.name}'s clip did not finish in time")
-        before = _Counts.of(self._slack, self._regions, (acme, globex))
-        if not await self._uninstall(globex, trackings[_UNFINISHED_CLIP]):
+        before = await self._uninstall(globex, trackings[_UNFINISHED_CLIP])
+        if before is None:
             return self._stopped(f"{globex.name}'s uninstall did not end its tracking and secrets")
         if not await self._until_finished(trackings[acme.clip_id]):
             return self._stopped(f"{acme.name}'s clip did not finish in time")
@@ -328,8 +328,11 @@ class _Demo:
             return
         self._home(site, await self._published(site, "Rhombus: "))
 
-    async def _uninstall(self, site: _Site, tracking_id: str | None) -> bool:
-        """Remove the app from the workspace mid-clip; whether its tracking and secrets went."""
+    async def _uninstall(self, site: _Site, tracking_id: str | None) -> _Counts | None:
+        """Remove the app from the workspace mid-clip; the calls so far once the bot is done.
+
+        None if the uninstall did not end the workspace's tracking or delete its secrets.
+        """
         self._say(
             f"\n{site.name}'s admin removes the app, mid-clip: Slack revokes its token and "
             "sends app_uninstalled"
@@ -345,6 +348,7 @@ class _Demo:
             return _true_if(bot.workspaces.get(site.team_id) is None and not followed)
 
         await self._until(gone)
+        done = _Counts.of(self._slack, self._regions, (self._acme, self._globex))
         tracking = None if tracking_id is None else await bot.store.get(tracking_id)
         ending = tracking.ending if tracking is not None else None
         distribution = bot.distribution
@@ -360,7 +364,7 @@ class _Demo:
             f"  {site.name}'s bot token {'still stored' if installed else 'deleted'}, "
             f"its Rhombus key {'still stored' if key else 'deleted'}"
         )
-        return ending == Ending.UNINSTALLED and not installed and not key
+        return done if ending == Ending.UNINSTALLED and not installed and not key else None
 
     def _isolation(self, before: _Counts) -> None:
         """Every call the stand-ins received, by the workspace whose token or key it carried."""
@@ -383,7 +387,7 @@ class _Demo:
             self._say(f"  {'':<7}Rhombus: {regions} with {site.name}'s key {site.key_tail}")
         if now.unclaimed:
             self._say(f"  {now.unclaimed} calls carried no workspace's token or key!")
-        after = [f"{now.total(s) - before.total(s)} for {s.name}" for s in sites]
+        after = [now.since(before, site) for site in sites]
         self._say(f"  Calls after Globex's uninstall: {', '.join(after)}")
 
     # --- Talking to the bot and waiting
@@ -486,6 +490,7 @@ class _Counts:
     strays: Counter[str]  # Slack calls naming a channel of another workspace than the token's
     rhombus: Counter[tuple[str, str]]
     unclaimed: int  # calls with no workspace's token or key
+    asked: Counter[tuple[str, str]]  # (team id, Slack method or Rhombus path): every call
 
     @classmethod
     def of(
@@ -494,6 +499,7 @@ class _Counts:
         """Count every call so far."""
         teams: Counter[str] = Counter()
         strays: Counter[str] = Counter()
+        asked: Counter[tuple[str, str]] = Counter()
         unclaimed = 0
         for call in slack.calls:
             if call.method == "oauth.v2.access":
@@ -502,21 +508,31 @@ class _Counts:
                 unclaimed += 1
                 continue
             teams[call.team] += 1
+            asked[call.team, call.method] += 1
             channel = call.args.get("channel") or call.args.get("channel_id")
             if channel and slack.channel_teams.get(str(channel), slack.team_id) != call.team:
                 strays[call.team] += 1
         keys: Counter[tuple[str, str]] = Counter()
+        teams_by_key = {site.api_key: site.team_id for site in sites}
         for region, cloud in regions.items():
             for exchange in cloud.exchanges:
-                keys[region, exchange.headers.get("x-auth-apikey", "")] += 1
-        known = {site.api_key for site in sites}
-        unclaimed += sum(n for (_, key), n in keys.items() if key not in known)
-        return cls(teams, strays, keys, unclaimed)
+                key = exchange.headers.get("x-auth-apikey", "")
+                keys[region, key] += 1
+                if key in teams_by_key:
+                    asked[teams_by_key[key], exchange.path] += 1
+                else:
+                    unclaimed += 1
+        return cls(teams, strays, keys, unclaimed, asked)
 
-    def total(self, site: _Site) -> int:
-        """The workspace's Slack and Rhombus calls."""
-        own = sum(n for (_, key), n in self.rhombus.items() if key == site.api_key)
-        return self.slack[site.team_id] + own
+    def since(self, earlier: _Counts, site: _Site) -> str:
+        """How many calls of the workspace there were since `earlier`, and which if any."""
+        new = Counter(
+            {what: n for (team, what), n in self.asked.items() if team == site.team_id}
+        ) - Counter({what: n for (team, what), n in earlier.asked.items() if team == site.team_id})
+        which = ", ".join(f"{what}: {n}" for what, n in sorted(new.items()))
+        return f"{new.total()} for {site.name}" + (
+            f" ({which})" if which and new.total() < 4 else ""
+        )
 
 
 class _Printer:

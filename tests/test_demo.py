@@ -79,4 +79,4 @@ async def test_demo_serves_two_workspaces_each_with_its_own_token_and_key():
     after = re.search(r"Calls after Globex's uninstall: (\d+) for Acme, (\d+) for Globex", printed)
     assert after is not None, printed
     assert int(after.group(1)) > 0
-    assert 0 == int(after.group(2))
+    assert 0 == int(after.group(2)), printed
