@@ -306,8 +306,9 @@ class _Demo:
         """Open the App Home, press Connect Rhombus and submit the modal as an admin."""
         origin = site.origin
         self._say(f"\n@alice (a workspace admin) opens the app's Home in {site.name}")
+        since = len(self._slack.calls_to("views.publish"))
         await self._send(event_callback(app_home_opened(origin=origin), origin=origin))
-        self._home(site, await self._published(site, "Rhombus is not connected"))
+        self._home(site, await self._published(site, "Rhombus is not connected", since))
         opened = len(self._slack.views.opened)
         trigger = self._slack.views.trigger()
         await self._send(
@@ -320,13 +321,21 @@ class _Demo:
             f"{kind}; [Connect]"
         )
         modal = self._slack.views.opened[-1]
+        since = len(self._slack.calls_to("views.publish"))
         answer = await self._send(
             view_submission(modal, _connect_values(site.api_key, site.region), origin=origin)
         )
         if answer.text:
             self._say(f"  The modal refuses: {answer.text}")
             return
-        self._home(site, await self._published(site, "Rhombus: "))
+        workspaces = self._bot.workspaces
+
+        async def connected() -> bool | None:
+            return _true_if(workspaces.organisation(site.team_id) is not None)
+
+        # The modal closed; the workspace's organisation is built just after.
+        await self._until(connected)
+        self._home(site, await self._published(site, "Rhombus: ", since))
 
     async def _uninstall(self, site: _Site, tracking_id: str | None) -> _Counts | None:
         """Remove the app from the workspace mid-clip; the calls so far once the bot is done.
@@ -405,8 +414,11 @@ class _Demo:
         await self._slack.wait_for(lambda s: len(s.ephemerals) > before)
         return self._slack.ephemerals[before].text
 
-    async def _published(self, site: _Site, showing: str) -> list[str]:
-        """The lines of the workspace's Home, once the bot has published one showing `showing`."""
+    async def _published(self, site: _Site, showing: str, since: int = 0) -> list[str]:
+        """The lines of the workspace's Home, once the bot has published one showing `showing`.
+
+        Only the Homes published after the first `since` are looked at.
+        """
 
         def home(call: Call) -> list[str]:
             view = call.args.get("view")
@@ -416,7 +428,7 @@ class _Demo:
             return blocks_as_text(blocks or [])
 
         def shown(slack: SlackSimulator) -> list[str] | None:
-            for call in reversed(slack.calls_to("views.publish")):
+            for call in reversed(slack.calls_to("views.publish")[since:]):
                 if call.ok and call.team == site.team_id:
                     lines = home(call)
                     if any(showing in line for line in lines):
