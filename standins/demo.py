@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings
 from bot.runtime import Bot
 from bot.unfurl_view import ACTION_UNFURL_CLIP
+from standins.demo_text import blocks_as_text, json_list, plain
+from standins.demo_workspaces import run_workspaces_demo
 from standins.rhombus import DEMO_CLIPS, LOBBY_CAMERA, RhombusSimulator
 from standins.slack import SlackSimulator
 from standins.slack_requests import (
@@ -31,16 +31,12 @@ if TYPE_CHECKING:
     from standins.slack import Call
 
 _SIGNING_SECRET = secrets.token_hex(16)
-_PEOPLE = {"U0ALICE": "alice", "U0BOT": "Rhombus Clips", "U0BOB": "bob"}
-_DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
-_MENTION = re.compile(r"<@([A-Z0-9]+)>")
-_LINK = re.compile(r"<https?://[^|>]*\|([^>]*)>")
 _TIMEOUT_SECONDS = 180.0
 _MADE_CLIP = 'new "Loading Dock" -5m 1m Forklift at the dock'
 
 
 async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
-    """Type `/clip` for every demo clip and print each status revision until all have ended."""
+    """Follow every demo clip to its end in one workspace, then serve two workspaces."""
     step_seconds = max(0.5, 4.0 / max(speed, 0.01))
     with tempfile.TemporaryDirectory(prefix="rhombus-clip-bot-demo-") as folder:
         rhombus = RhombusSimulator.from_scenario("demo", step_seconds=step_seconds)
@@ -86,7 +82,8 @@ async def run_demo(speed: float = 1.0, out: TextIO = sys.stdout) -> int:
                 if finished
                 else "\nStopped waiting: some clips did not finish in time.\n"
             )
-    return 0 if finished else 1
+    served = await run_workspaces_demo(speed, out)
+    return 0 if finished and served else 1
 
 
 async def _type_command(port: int, text: str, response_url: str) -> None:
@@ -177,8 +174,8 @@ class _Printer:
             )
         blocks = args.get("blocks")
         if isinstance(blocks, str):
-            blocks = _json_list(blocks)
-        lines = _blocks_as_text(blocks or []) or [_plain(str(args.get("text") or ""))]
+            blocks = json_list(blocks)
+        lines = blocks_as_text(blocks or []) or [plain(str(args.get("text") or ""))]
         self._out.write(f"\n── #general · {label} " + "─" * max(0, 50 - len(label)) + "\n")
         for line in lines:
             self._out.write(f"  {line}\n")
@@ -191,7 +188,7 @@ class _Printer:
             unfurls = json.loads(unfurls)
         self._out.write("\n── #general · unfurl " + "─" * 44 + "\n")
         for unfurl in unfurls.values() if isinstance(unfurls, dict) else []:
-            for line in _blocks_as_text(unfurl.get("blocks") or []):
+            for line in blocks_as_text(unfurl.get("blocks") or []):
                 self._out.write(f"  {line}\n")
         self._out.flush()
 
@@ -201,64 +198,14 @@ class _Printer:
             return  # a thumbnail, shared nowhere: it shows in the status message
         label = "thread reply"
         self._out.write(f"\n── #general · {label} " + "─" * max(0, 50 - len(label)) + "\n")
-        for item in _json_list(str(call.args.get("files") or "[]")):
+        for item in json_list(str(call.args.get("files") or "[]")):
             file = self._slack.files.get(str(item.get("id")))
             if file is not None:
                 self._out.write(f"  📎 video {file.filename} ({file.length / 1e6:.1f} MB)\n")
-        self._out.write(f"  {_plain(str(call.args.get('initial_comment') or ''))}\n")
+        self._out.write(f"  {plain(str(call.args.get('initial_comment') or ''))}\n")
         self._out.flush()
 
     def ephemerals(self, slack: SlackSimulator) -> None:
         for ephemeral in slack.ephemerals[self._seen_ephemerals :]:
-            self._out.write(f"\n── only visible to @alice ──\n  {_plain(ephemeral.text)}\n")
+            self._out.write(f"\n── only visible to @alice ──\n  {plain(ephemeral.text)}\n")
         self._seen_ephemerals = len(slack.ephemerals)
-
-
-def _json_list(text: str) -> list[Any]:
-    value = json.loads(text)
-    return value if isinstance(value, list) else []
-
-
-def _blocks_as_text(blocks: list[Any]) -> list[str]:
-    lines: list[str] = []
-    for block in blocks:
-        kind = block.get("type")
-        if kind == "header":
-            lines.append(f"▌ {block['text']['text']}")
-        elif kind == "section":
-            if text := block.get("text"):
-                lines.extend(_plain(text["text"]).splitlines())
-            fields = [_plain(f["text"]).replace("\n", ": ", 1) for f in block.get("fields") or []]
-            if fields:
-                lines.append("   ".join(fields))
-        elif kind == "context":
-            lines.append(" · ".join(_plain(e.get("text", "")) for e in block.get("elements", [])))
-        elif kind == "actions":
-            lines.append(" ".join(f"[{e['text']['text']}]" for e in block.get("elements", [])))
-        elif kind == "rich_text":
-            lines.append(_rich_text(block))
-        elif kind == "image":
-            lines.append(f"🖼  {block.get('alt_text', 'image')}")
-    return lines
-
-
-def _rich_text(block: dict[str, Any]) -> str:
-    parts: list[str] = []
-    for section in block.get("elements", []):
-        for element in section.get("elements", []):
-            if element.get("type") == "user":
-                parts.append("@" + _PEOPLE.get(element.get("user_id", ""), "someone"))
-            else:
-                parts.append(str(element.get("text", "")))
-    return "".join(parts)
-
-
-def _plain(mrkdwn: str) -> str:
-    text = _DATE_TOKEN.sub(lambda m: _local_time(int(m.group(1))), mrkdwn)
-    text = _MENTION.sub(lambda m: "@" + _PEOPLE.get(m.group(1), m.group(1)), text)
-    text = _LINK.sub(lambda m: m.group(1), text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "")
-
-
-def _local_time(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%H:%M:%S")
