@@ -28,7 +28,7 @@ from bot.status_message import (
     ACTION_STOP,
 )
 from bot.unfurl_view import ACTION_UNFURL_CLIP, ACTION_UNFURL_OPEN
-from bot.workspaces import NOT_CONNECTED
+from bot.workspaces import not_connected
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -172,7 +172,8 @@ class ClipCommand:
             await respond(text=refusal, response_type="ephemeral")
             return
         if not self._connected(asker.team_id):
-            await respond(text=NOT_CONNECTED, response_type="ephemeral")
+            answer = not_connected(asker.team_id, command.get("api_app_id"))
+            await respond(text=answer, response_type="ephemeral")
             return
         word, _, rest = text.partition(" ")
         form = self._forms.get(word.lower())

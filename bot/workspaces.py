@@ -8,6 +8,7 @@ installation, each with the organisation its admins connected, or none yet.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,6 +29,17 @@ NOT_CONNECTED = (
     "Rhombus isn't connected to this workspace yet: a workspace admin can connect it "
     "in this app's *Home* tab (*Connect Rhombus*)."
 )
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
+
+
+def not_connected(team_id: str, app_id: object) -> str:
+    """NOT_CONNECTED, its Home tab a link that opens it when the app's id is known."""
+    if not isinstance(app_id, str) or not _SLACK_ID.fullmatch(app_id):
+        return NOT_CONNECTED
+    if not _SLACK_ID.fullmatch(team_id):
+        return NOT_CONNECTED
+    home = f"<slack://app?team={team_id}&id={app_id}&tab=home|Home tab>"
+    return NOT_CONNECTED.replace("*Home* tab", f"*{home}*")
 
 
 @dataclass(eq=False)

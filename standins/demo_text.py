@@ -10,7 +10,7 @@ from typing import Any
 PEOPLE = {"U0ALICE": "alice", "U0BOT": "Rhombus Clips", "U0BOB": "bob"}
 _DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
-_LINK = re.compile(r"<https?://[^|>]*\|([^>]*)>")
+_LINK = re.compile(r"<(?:https?|slack)://[^|>]*\|([^>]*)>")
 
 
 def json_list(text: str) -> list[Any]:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.workspaces import NOT_CONNECTED
+from bot.workspaces import not_connected
 from standins.demo import run_demo
 from standins.demo_text import plain
 from standins.demo_workspaces import run_workspaces_demo
@@ -55,7 +55,7 @@ async def test_demo_serves_two_workspaces_each_with_its_own_token_and_key():
         assert f"{workspace} #general · message 1, edited: ✅ Ready" in printed
     # Before an admin connects Rhombus, /clip says how; after, the Home names region and key.
     before_connect = printed.index("Rhombus: US, key ending")
-    assert 0 < printed.find(plain(NOT_CONNECTED)) < before_connect
+    assert 0 < printed.find(plain(not_connected("T0ACME", "A0SIM"))) < before_connect
     assert re.search(r"Rhombus: US, key ending …\w{4}, connected by @alice", printed)
     assert re.search(r"Rhombus: EU, key ending …\w{4}, connected by @alice", printed)
     # Every call carried its own workspace's token or key, and nothing went astray.

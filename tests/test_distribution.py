@@ -37,7 +37,7 @@ from bot.logs import configure_logging
 from bot.runtime import Bot
 from bot.secret_box import SecretBox
 from bot.store import StoreError
-from bot.workspaces import NOT_CONNECTED
+from bot.workspaces import NOT_CONNECTED, not_connected
 from standins.rhombus import ManualClock, RhombusSimulator, completes, stays
 from standins.rhombus_cloud import RhombusCloud
 from standins.slack import ChannelSpec, SlackSimulator
@@ -229,7 +229,9 @@ async def test_an_install_comes_back_to_a_workspace_that_must_connect_rhombus(
     page = await install(bot, slack, ALPHA)
     assert "Oops" not in page
     assert ALPHA in await bot.distribution.installations.teams()  # type: ignore[union-attr]
-    assert NOT_CONNECTED == await told(bot, slack, CLIP_A, ALPHA_ORIGIN)
+    answer = await told(bot, slack, CLIP_A, ALPHA_ORIGIN)
+    assert "Rhombus isn't connected to this workspace yet" in answer
+    assert "<slack://app?team=T0SIM&id=A0SIM&tab=home|Home tab>" in answer
     assert [] == status_messages(slack)
 
 
@@ -506,3 +508,14 @@ async def test_each_home_shows_its_own_organisations_clips(bot: Bot, slack: Slac
     assert "Beta dock" in homes[BETA]
     assert "Alpha lobby" not in homes[BETA]
     assert "key ending" in homes[ALPHA]
+
+
+@pytest.mark.parametrize(
+    ("team_id", "app_id"),
+    [("T0SIM", None), ("T0SIM", ""), ("T0SIM", "A0|<evil>"), ("<!here>", "A0SIM"), ("T0SIM", 7)],
+)
+def test_the_not_connected_answer_links_the_home_only_for_real_ids(
+    team_id: str, app_id: object
+) -> None:
+    """Ids that are not Slack's never reach the link: the answer is then plain."""
+    assert NOT_CONNECTED == not_connected(team_id, app_id)
