@@ -18,6 +18,7 @@ Poll lateness is read from APScheduler's own events, without touching the bot: a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import dataclasses
 import json
@@ -186,7 +187,8 @@ class BotProcess:
                 await self._process.wait()
         except (TimeoutError, ConnectionError, RuntimeError):
             self.killed = True
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):  # it may have ended on its own
+                self._process.kill()
             await self._process.wait()
         self.stop_seconds = time.monotonic() - started
 

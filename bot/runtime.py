@@ -260,6 +260,8 @@ class Bot:
                 await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
         if self.scheduler.running:
             self.scheduler.pause()
+        if self.shards is not None:
+            await self.shards.stop_taking()  # a draining replica takes over nothing
         if self.unfurls is not None:
             self.unfurls.close()
         await self.server.finish(grace)

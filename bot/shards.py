@@ -122,12 +122,16 @@ class ShardHolder:
         await self._probe()
         self._task = asyncio.create_task(self._run(), name="shards")
 
-    async def close(self) -> None:
-        """Give every shard back and close the connection (the trackings were drained before)."""
+    async def stop_taking(self) -> None:
+        """Take no more shards (shutting down); those held stay held until `close`."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def close(self) -> None:
+        """Give every shard back and close the connection (the trackings were drained before)."""
+        await self.stop_taking()
         for task in list(self._pending):
             task.cancel()
         connection, self._connection = self._connection, None

@@ -125,7 +125,7 @@ class SlackMessages:
 
     async def close(self) -> None:
         """Stop sending edits; those still waiting are dropped (the database has their state)."""
-        for queue in self._queues.values():
+        for queue in list(self._queues.values()):  # a queue may be added meanwhile
             await queue.close()
 
     async def post_status(self, tracking: Tracking, message: RenderedMessage) -> Outcome:

@@ -340,6 +340,8 @@ async def test_refresh_and_stop_clicked_on_a_standby_are_carried_out_by_the_hold
     assert [message] == status_messages(slack)
     assert [] == slack.ephemerals  # nobody was told the clip is no longer followed
     assert holder.process.returncode is None
+    assert {token_of(holder)} == {c.token for c in slack.calls_to("chat.update") if c.ok}
+    assert_no_two_replicas_interleave(slack, replicas.output())
 
 
 async def slack_calls_started(bot: BotProcess, method: str) -> float:
