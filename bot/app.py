@@ -98,7 +98,7 @@ def register_listeners(  # noqa: PLR0913
         forms["new"] = making.new_text
         app.view(MODAL_CALLBACK)(making.submit_modal)
         app.options(CAMERA_ACTION)(making.camera_options)
-        buttons = MadeButtons(tracker, workspaces, making.shown, policy)
+        buttons = MadeButtons(tracker, workspaces, making, policy)
         app.action(ACTION_CANCEL)(buttons.cancel)
         app.action(ACTION_RETRY)(buttons.retry)
         app.action(ACTION_UNFURL_CLIP)(MomentClips(making, policy).clicked)

@@ -50,6 +50,7 @@ class Notice(StrEnum):
     REFRESH = "refresh"  # poll now
     STOP = "stop"  # show it stopped (the row says by whom)
     UNFURL = "unfurl"  # keep that link unfurl up to date (the id is the unfurl's)
+    RETRY = "retry"  # follow it again: Rhombus is making its clip again (Retry)
 
 
 def notice(kind: Notice, tracking_id: str) -> str:
@@ -94,6 +95,7 @@ class Handover:
         unfurls: Unfurls | None = None,
         deliveries: Deliveries | None = None,
         known: Callable[[Collection[str]], Awaitable[None]] | None = None,
+        retried: Callable[[str], None] | None = None,
     ) -> None:
         self._tracker = tracker
         self._store = store
@@ -103,6 +105,8 @@ class Handover:
         self._deliveries = deliveries
         # Learns what a tracking's message shows besides its clip ("Made from Slack by …").
         self._known = known
+        # Told of a clip made again (Retry on another replica): Rhombus may lag a moment.
+        self._retried = retried
 
     async def take(self, teams: Callable[[str], bool], *, again: bool = False) -> int:
         """Follow those workspaces' trackings, unfurls and deliveries here; trackings resumed.
@@ -144,6 +148,8 @@ class Handover:
         if self._tracker.live(tracking_id) is None:
             if self._known is not None:
                 await self._known([row.clip_id])
+            if kind is Notice.RETRY and self._retried is not None:
+                self._retried(row.clip_id)
             # Its ending, if it was stopped, is shown at its first poll.
             self._tracker.take_over(row, after=self._interval if kind is Notice.FOLLOW else 0.0)
         elif kind is Notice.REFRESH:

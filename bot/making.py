@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -88,6 +89,11 @@ class Making:
         for made in await self._made.all_made():
             if made.clip_id:
                 self._shown[made.clip_id] = made.shown
+
+    def retried(self, clip_id: str) -> None:
+        """Rhombus is making the clip again (Retry): it may still say FAILED for a moment."""
+        if (shown := self._shown.get(clip_id)) is not None:
+            self._shown[clip_id] = dataclasses.replace(shown, retried_at=self._clock())
 
     async def recall(self, clip_ids: Collection[str]) -> None:
         """Know which of these clips were made from Slack, whichever replica made them.

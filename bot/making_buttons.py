@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from typing import TYPE_CHECKING, Any
 
 from bot.clips import Ending
@@ -13,12 +11,10 @@ from bot.rhombus import RejectedError, RhombusError
 from bot.store import TrackingState
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
-
     from slack_bolt.async_app import AsyncAck, AsyncRespond
 
+    from bot.making import Making
     from bot.policy import Policy
-    from bot.status_message import MadeFromSlack
     from bot.store import Tracking
     from bot.tracker import Tracker
     from bot.workspaces import Workspaces
@@ -31,12 +27,12 @@ class MadeButtons:
         self,
         tracker: Tracker,
         workspaces: Workspaces,
-        made: MutableMapping[str, MadeFromSlack],
+        making: Making,
         policy: Policy,
     ) -> None:
         self._tracker = tracker
         self._workspaces = workspaces
-        self._made = made
+        self._making = making  # which clips were made from Slack, on any replica
         self._policy = policy
 
     async def cancel(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -46,7 +42,7 @@ class MadeButtons:
         if refusal := self._refusal(body, tracking):
             await _whisper(respond, refusal)
             return
-        if tracking is None or tracking.clip_id not in self._made:
+        if tracking is None or not await self._made_from_slack(tracking):
             await _whisper(respond, "This clip is no longer being made here.")
             return
         if tracking.state != TrackingState.FOLLOWING:
@@ -70,7 +66,7 @@ class MadeButtons:
         if refusal := self._refusal(body, tracking):
             await _whisper(respond, refusal)
             return
-        if tracking is None or tracking.clip_id not in self._made:
+        if tracking is None or not await self._made_from_slack(tracking):
             await _whisper(respond, "This clip was not made from Slack, so I can't retry it.")
             return
         if tracking.ending is not Ending.FAILED or tracking.state != TrackingState.FINISHED:
@@ -85,13 +81,15 @@ class MadeButtons:
             await _whisper(respond, unreachable(error))
             return
         # Rhombus may still say FAILED for a moment: the message waits for it to catch up.
-        self._made[tracking.clip_id] = dataclasses.replace(
-            self._made[tracking.clip_id], retried_at=time.time()
-        )
+        self._making.retried(tracking.clip_id)
         if not await self._tracker.follow_again(tracking):
             await _whisper(
                 respond, "Rhombus is making the clip again, but this message can't follow it."
             )
+
+    async def _made_from_slack(self, tracking: Tracking) -> bool:
+        await self._making.recall([tracking.clip_id])  # made on another replica, perhaps
+        return tracking.clip_id in self._making.shown
 
     def _refusal(self, body: dict[str, Any], tracking: Tracking | None) -> str | None:
         """Whether the person who clicked may make (so cancel or retry) clips there."""

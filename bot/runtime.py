@@ -222,6 +222,7 @@ class Bot:
                 unfurls=unfurls,
                 deliveries=deliveries,
                 known=making.recall,
+                retried=making.retried,
             )
             await _hold_shards(shards, handover, metrics, distribution)
             _freeze_start_up()

@@ -309,7 +309,10 @@ class Tracker:
         tracking.changed_at = tracking.progress_at = tracking.reached_at = now
         if not await self._store.reopen(tracking):
             return False
-        self.take_over(tracking, after=0.0)
+        if self._holder.holds(tracking.team_id):
+            self.take_over(tracking, after=0.0)
+        else:  # the replica following the workspace polls it, told at once
+            await self._store.notify(CHANNEL, notice(Notice.RETRY, tracking.id))
         logger.info("following tracking %s again", tracking.id, extra=tracking.log_context)
         return True
 

@@ -16,9 +16,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.runtime import Bot
 from bot.shards import LOCK_SPACE, SHARDS, shard_of
-from standins.rhombus import Fault, completes, media_bytes, stays
-from standins.slack_requests import event_callback, link_shared
-from tests.helpers import CLIP, clip_command, send, shown_text, status_messages, wait_until
+from bot.status_message import ACTION_RETRY
+from standins.rhombus import RENDER_FAILED, Fault, Step, completes, fails, media_bytes, stays
+from standins.slack_requests import block_action, event_callback, link_shared
+from tests.helpers import (
+    CLIP,
+    clip_command,
+    finished,
+    send,
+    shown_text,
+    status_messages,
+    wait_until,
+)
 
 TEAM = "T0SIM"  # the stand-in's one workspace
 CONSOLE = "https://console.rhombussystems.com"
@@ -214,3 +223,33 @@ async def test_how_long_each_take_over_took_is_in_metrics(pair, slack, rhombus):
     assert 1 == after["_count"] - before["_count"]
     assert 0 < after["_sum"] - before["_sum"] < 1.0
     assert after["_bucket1.0"] - before["_bucket1.0"] == 1
+
+
+async def test_retry_pressed_on_the_other_replica_is_followed_by_the_holder(
+    pair, slack, rhombus, clock
+):
+    """Retry of a failed clip, pressed on the other replica: the holder follows it to Ready."""
+    holder, other = await pair()
+    rhombus.splicing.script = fails(1)
+    rhombus.splicing.retry_script = (
+        Step(0, "FAILED", RENDER_FAILED, 60),
+        *(step._replace(after_seconds=step.after_seconds + 2) for step in completes(3)),
+    )
+    await clip_command(holder, slack, "new Lobby -10m 1m Door")
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    (message,) = status_messages(slack)
+    clock.advance(10)
+    await finished(other, message)  # stored as failed, as the other replica reads it
+    await slack.wait_for(lambda _: ACTION_RETRY in shown_text(message))
+
+    click = block_action(ACTION_RETRY, "x", message=message, response_url=slack.response_url())
+    assert 200 == (await send(other, click)).status_code
+    await wait_until(lambda: holder.tracker.live_count == 1)
+    assert 0 == other.tracker.live_count
+    polls = rhombus.calls["/api/event/getClipWithProgress"]
+    await wait_until(lambda: rhombus.calls["/api/event/getClipWithProgress"] >= polls + 3)
+    assert 1 == holder.tracker.live_count  # FAILED for a moment is not the end
+    clock.advance(30)
+    await slack.wait_for(lambda _: "Ready" in message.text)
+    assert 1 == len(rhombus.splicing.retried)
+    assert not [e for e in slack.ephemerals if "can't" in e.text], slack.ephemerals
