@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -96,6 +97,7 @@ class Handover:
         deliveries: Deliveries | None = None,
         known: Callable[[Collection[str]], Awaitable[None]] | None = None,
         retried: Callable[[str], None] | None = None,
+        settle_made: Callable[..., Awaitable[None]] | None = None,
     ) -> None:
         self._tracker = tracker
         self._store = store
@@ -107,6 +109,8 @@ class Handover:
         self._known = known
         # Told of a clip made again (Retry on another replica): Rhombus may lag a moment.
         self._retried = retried
+        # Settles clips asked for from Slack that a crashed replica left unposted.
+        self._settle_made = settle_made
 
     async def take(self, teams: Callable[[str], bool], *, again: bool = False) -> int:
         """Follow those workspaces' trackings, unfurls and deliveries here; trackings resumed.
@@ -126,6 +130,8 @@ class Handover:
             self._tracker.hold_edits(taken, FENCE_SECONDS)
         if self._deliveries is not None and not again:
             await self._deliveries.resume(teams)
+        if self._settle_made is not None:
+            await self._settle_made(teams, made_before=time.time() - POSTING_GRACE_SECONDS)
         return resumed
 
     async def heed(self, payload: str) -> None:

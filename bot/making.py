@@ -108,9 +108,20 @@ class Making:
             if made.clip_id and made.clip_id not in self._shown:
                 self._shown[made.clip_id] = made.shown
 
-    async def resume(self) -> None:
-        """After a crash: follow clips made but not posted; tell whoever asked when unsure."""
+    async def resume(
+        self, teams: Callable[[str], bool] | None = None, *, made_before: float | None = None
+    ) -> None:
+        """After a crash: follow clips made but not posted; tell whoever asked when unsure.
+
+        Only those of the workspaces `teams` accepts (default: all), asked for before
+        `made_before` (default: any time): with several replicas, a request a live replica is
+        still carrying out is not another's to settle.
+        """
         for made in await self._made.unsettled():
+            if (teams is not None and not teams(made.team_id)) or (
+                made_before is not None and made.made_at >= made_before
+            ):
+                continue
             try:
                 await self._settle(made)
             except Exception:  # one row must not stop the bot from starting; the next start retries

@@ -87,7 +87,7 @@ class Bot:
         return self.server.port
 
     @classmethod
-    async def start(cls, settings: Settings) -> Self:  # noqa: PLR0915  # every part, in order
+    async def start(cls, settings: Settings) -> Self:
         """Open the database, start the scheduler, serve Slack and resume every open tracking."""
         store = Store(settings.async_database_url)
         await store.open()
@@ -211,31 +211,7 @@ class Bot:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         await making.load()  # before any status message of a made clip is rendered
-        if shards is None:
-            await tracker.resume(settle=_freeze_start_up)
-        else:
-            handover = Handover(
-                tracker,
-                store,
-                shards,
-                interval=settings.poll_interval_seconds,
-                unfurls=unfurls,
-                deliveries=deliveries,
-                known=making.recall,
-                retried=making.retried,
-            )
-            await _hold_shards(shards, handover, metrics, distribution)
-            _freeze_start_up()
-        await making.resume()  # after: a message the tracker recovered is not posted again
-        if shards is None:  # else each replica resumes those of the shards it holds
-            await unfurls.resume()
-            if deliveries is not None:
-                await deliveries.resume()
-        if distribution is not None:
-            # Tokens about to expire are refreshed, and news a replica missed is read.
-            scheduler.add_job(
-                distribution.refresh, IntervalTrigger(seconds=WORKSPACES_REREAD_SECONDS)
-            )
+        await bot._take_work(metrics)
         logger.info(
             "bot ready: %s, health on http://%s:%d%s",
             "Socket Mode" if settings.socket_mode else f"HTTP mode on {SLACK_EVENTS_PATH}",
@@ -244,6 +220,42 @@ class Bot:
             HEALTH_PATH,
         )
         return bot
+
+    async def _take_work(self, metrics: Metrics) -> None:
+        """Resume what the database holds: all of it, or that of the shards this replica holds."""
+        assert self.making is not None  # noqa: S101  # built by start
+        assert self.unfurls is not None  # noqa: S101
+        making, unfurls, deliveries, shards = (
+            self.making,
+            self.unfurls,
+            self.deliveries,
+            self.shards,
+        )
+        if shards is None:
+            await self.tracker.resume(settle=_freeze_start_up)
+            await making.resume()  # after: a message the tracker recovered is not posted again
+            await unfurls.resume()
+            if deliveries is not None:
+                await deliveries.resume()
+        else:  # each replica takes the work of the shards it holds, as it gains them
+            handover = Handover(
+                self.tracker,
+                self.store,
+                shards,
+                interval=self.settings.poll_interval_seconds,
+                unfurls=unfurls,
+                deliveries=deliveries,
+                known=making.recall,
+                retried=making.retried,
+                settle_made=making.resume,
+            )
+            await _hold_shards(shards, handover, metrics, self.distribution)
+            _freeze_start_up()
+        if self.distribution is not None:
+            # Tokens about to expire are refreshed, and news a replica missed is read.
+            self.scheduler.add_job(
+                self.distribution.refresh, IntervalTrigger(seconds=WORKSPACES_REREAD_SECONDS)
+            )
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop taking requests, give work under way `grace` seconds, then close in reverse.

@@ -253,3 +253,22 @@ async def test_retry_pressed_on_the_other_replica_is_followed_by_the_holder(
     await slack.wait_for(lambda _: "Ready" in message.text)
     assert 1 == len(rhombus.splicing.retried)
     assert not [e for e in slack.ephemerals if "can't" in e.text], slack.ephemerals
+
+
+async def test_a_replica_starting_mid_splice_leaves_the_request_to_whoever_is_making_it(
+    pair, slack, rhombus, make_settings, postgres_url
+):
+    """Another replica starts while spliceV3 is under way: nobody is told the bot restarted."""
+    holder, _ = await pair(rhombus_timeout_seconds=6.0)
+    rhombus.inject(Fault("slow", path="/api/video/spliceV3", delay=3.0))
+    await clip_command(holder, slack, "new Lobby -10m 1m Door")
+    await wait_until(lambda: rhombus.calls["/api/video/spliceV3"] == 1)
+    slack.add_bot_token("xoxb-replica-c")
+    third = await Bot.start(
+        make_settings(database_url=postgres_url, slack_bot_token="xoxb-replica-c")
+    )
+    try:
+        await slack.wait_for(lambda s: len(status_messages(s)) == 1, 10.0)
+        assert not [e.text for e in slack.ephemerals if "restarted" in e.text]
+    finally:
+        await third.stop()
