@@ -20,6 +20,7 @@ import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from bot.clips import Ending
 from bot.store import TrackingState
 
 if TYPE_CHECKING:
@@ -73,6 +74,32 @@ class Holder(Protocol):
     def holds(self, team_id: str) -> bool:
         """Whether this process follows that workspace's clips now."""
         ...
+
+
+async def ask_holder(  # noqa: PLR0913  # what the notice carries
+    store: Store,
+    holder: Holder,
+    tracking_id: str,
+    kind: Notice,
+    *,
+    user_id: str = "",
+    ending: Ending = Ending.STOPPED,
+) -> bool:
+    """Hand a Refresh or Stop to the replica following the tracking; False if nobody does."""
+    row = await store.get(tracking_id)
+    if (
+        row is None
+        or row.state != TrackingState.FOLLOWING
+        or row.ending is not None
+        or holder.holds(row.team_id)  # ours, yet not followed: it has ended
+    ):
+        return False
+    if kind is Notice.STOP:
+        row.ending, row.stopped_by = ending, user_id
+        await store.notify(CHANNEL, notice(kind, tracking_id), tracking=row)
+    else:
+        await store.notify(CHANNEL, notice(kind, tracking_id))
+    return True
 
 
 class Everything:

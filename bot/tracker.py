@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.clips import Clip, Ending
 from bot.followed import Followed, dump_clip
-from bot.handover import CHANNEL, Everything, Notice, notice
+from bot.handover import CHANNEL, Everything, Notice, ask_holder, notice
 from bot.jobs import PollingJobs, Underway, in_slices
 from bot.progress import Answer, Pacing, Rejected, Unreachable, judge, still_starting
 from bot.rhombus import RateLimitedError, RejectedError, RhombusError
@@ -261,7 +261,7 @@ class Tracker:
         """Poll now instead of at the next interval; False when the clip is no longer followed."""
         live = self._live.get(tracking_id)
         if live is None:
-            return await self._ask_holder(tracking_id, Notice.REFRESH)
+            return await ask_holder(self._store, self._holder, tracking_id, Notice.REFRESH)
         if live.tracking.state != TrackingState.FOLLOWING:
             return False
         live.progress = live.progress._replace(stalls=0)
@@ -273,7 +273,9 @@ class Tracker:
         """Stop following at someone's request; False when it had already stopped."""
         live = self._live.get(tracking_id)
         if live is None:
-            return await self._ask_holder(tracking_id, Notice.STOP, user_id, ending)
+            return await ask_holder(
+                self._store, self._holder, tracking_id, Notice.STOP, user_id=user_id, ending=ending
+            )
         async with self.working(), live.lock:
             tracking = live.tracking
             if tracking.state != TrackingState.FOLLOWING:
@@ -378,27 +380,6 @@ class Tracker:
     def rows(self) -> WriteBehind:
         """The rows waiting to be written."""
         return self._rows
-
-    # --- Replicas: work handed to and from the process following a workspace ---------------------
-
-    async def _ask_holder(
-        self, tracking_id: str, kind: Notice, user_id: str = "", ending: Ending = Ending.STOPPED
-    ) -> bool:
-        """Hand a Refresh or Stop to the replica following the tracking; False if nobody does."""
-        row = await self._store.get(tracking_id)
-        if (
-            row is None
-            or row.state != TrackingState.FOLLOWING
-            or row.ending is not None
-            or self._holder.holds(row.team_id)  # ours, yet not followed: it has ended
-        ):
-            return False
-        if kind is Notice.STOP:
-            row.ending, row.stopped_by = ending, user_id
-            await self._store.notify(CHANNEL, notice(kind, tracking_id), tracking=row)
-        else:
-            await self._store.notify(CHANNEL, notice(kind, tracking_id))
-        return True
 
     # --- The job --------------------------------------------------------------------------------
 
