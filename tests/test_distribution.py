@@ -519,3 +519,34 @@ def test_the_not_connected_answer_links_the_home_only_for_real_ids(
 ) -> None:
     """Ids that are not Slack's never reach the link: the answer is then plain."""
     assert NOT_CONNECTED == not_connected(team_id, app_id)
+
+
+async def test_an_org_wide_install_is_refused_with_a_page_saying_why(
+    bot: Bot, slack: SlackSimulator
+) -> None:
+    """An Enterprise Grid org-wide install is refused: install into each workspace instead."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.port}") as browser:
+        page = await browser.get("/slack/install")
+        found = re.search(r'href="([^"]*oauth/v2/authorize[^"]*)"', page.text)
+        assert found is not None
+        link = html.unescape(found.group(1))
+        back = urlsplit(slack.oauth.approve_install(link, org_wide="E0GRID"))
+        cookie = page.headers["set-cookie"].split(";", 1)[0]
+        done = await browser.get(f"{back.path}?{back.query}", headers={"Cookie": cookie})
+    assert 403 == done.status_code
+    assert "one workspace at a time" in done.text
+    assert [] == await bot.distribution.installations.teams()  # type: ignore[union-attr]
+
+
+async def test_a_revoked_bot_token_is_an_uninstall(bot: Bot, slack: SlackSimulator) -> None:
+    """tokens_revoked naming the bot: the workspace is forgotten; user tokens alone are not ours."""
+    await install(bot, slack, ALPHA)
+    await connect(bot, slack, ALPHA_ORIGIN, connect_values(ALPHA_KEY, "US"))
+    users_only = {"type": "tokens_revoked", "tokens": {"oauth": ["U0ALICE"], "bot": []}}
+    await send(bot, event_callback(users_only, origin=ALPHA_ORIGIN))
+    await asyncio.sleep(0.3)  # a moment in which nothing may change
+    assert bot.workspaces.organisation(ALPHA) is not None
+    bot_revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["U0BOT"]}}
+    await send(bot, event_callback(bot_revoked, origin=ALPHA_ORIGIN))
+    await wait_until(lambda: bot.workspaces.get(ALPHA) is None)
+    assert await bot.distribution.keys.get(ALPHA) is None  # type: ignore[union-attr]
