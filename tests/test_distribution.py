@@ -550,3 +550,19 @@ async def test_a_revoked_bot_token_is_an_uninstall(bot: Bot, slack: SlackSimulat
     await send(bot, event_callback(bot_revoked, origin=ALPHA_ORIGIN))
     await wait_until(lambda: bot.workspaces.get(ALPHA) is None)
     assert await bot.distribution.keys.get(ALPHA) is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?code=x&state=y", "?error=access_denied&state=y", "?code=%00%ff&state=" + "z" * 5000],
+)
+async def test_a_forged_or_broken_oauth_redirect_installs_nothing(
+    bot: Bot, slack: SlackSimulator, query: str
+) -> None:
+    """A redirect that did not start at /slack/install gets Bolt's error page, and no install."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.port}") as browser:
+        answer = await browser.get(f"/slack/oauth_redirect{query}")
+    assert answer.status_code < 500  # Bolt's page (200 for a person who pressed Cancel)
+    assert "Oops" in answer.text
+    assert [] == await bot.distribution.installations.teams()  # type: ignore[union-attr]
+    assert not slack.calls_to("oauth.v2.access")
