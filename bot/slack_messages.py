@@ -92,6 +92,10 @@ class RetryIn:
 
 Outcome = Sent | Gone | Uninstalled | RetryIn
 
+# A workspace this replica does not know (yet): installed a moment ago on another replica, or
+# uninstalled, which its uninstall event ends everywhere. Passing, either way.
+NOT_KNOWN_HERE = RetryIn(5.0, NOT_INSTALLED)
+
 
 class SlackMessages:
     """Sends the bot's status messages and thread replies, one edit queue per workspace."""
@@ -135,7 +139,7 @@ class SlackMessages:
         """
         client = self._clients(tracking.team_id)
         if client is None:
-            return Uninstalled(NOT_INSTALLED)
+            return NOT_KNOWN_HERE
         for attempt in range(1, POST_ATTEMPTS + 1):
             outcome = await self._call(
                 tracking,
@@ -174,7 +178,7 @@ class SlackMessages:
         """Replace the status message's content."""
         client = self._clients(tracking.team_id)
         if client is None:
-            return Uninstalled(NOT_INSTALLED)
+            return NOT_KNOWN_HERE
         return await self._call(
             tracking,
             "chat.update",
@@ -190,7 +194,7 @@ class SlackMessages:
         """Reply in the status message's thread; passing trouble pauses the workspace's edits."""
         client = self._clients(tracking.team_id)
         if client is None:
-            return Uninstalled(NOT_INSTALLED)
+            return NOT_KNOWN_HERE
         outcome = await self._call(
             tracking,
             "chat.postMessage",
