@@ -16,10 +16,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.runtime import Bot
 from bot.shards import LOCK_SPACE, SHARDS, shard_of
-from bot.status_message import ACTION_RETRY
+from bot.status_message import ACTION_RETRY, ACTION_STOP
 from standins.rhombus import RENDER_FAILED, Fault, Step, completes, fails, media_bytes, stays
-from standins.slack_requests import block_action, event_callback, link_shared
+from standins.slack_requests import (
+    block_action,
+    event_callback,
+    link_shared,
+    send_over_socket,
+    slash_command,
+)
 from tests.helpers import (
+    APP_TOKEN,
     CLIP,
     clip_command,
     finished,
@@ -272,3 +279,20 @@ async def test_a_replica_starting_mid_splice_leaves_the_request_to_whoever_is_ma
         assert not [e.text for e in slack.ephemerals if "restarted" in e.text]
     finally:
         await third.stop()
+
+
+async def test_in_socket_mode_either_replica_takes_commands_and_clicks(pair, slack, rhombus):
+    """Two replicas over Socket Mode: whichever Slack sends a /clip or a Stop to, it is done."""
+    holder, other = await pair(slack_app_token=APP_TOKEN)
+    await slack.wait_for(lambda s: s.socket_connections == 2)
+    rhombus.add_clip(CLIP, title="Lobby door", script=stays("UPLOADING", "Uploading video", 40))
+    ack = await send_over_socket(slack, slash_command(CLIP, response_url=slack.response_url()))
+    assert "envelope_id" in ack
+    await slack.wait_for(lambda s: len(status_messages(s)) == 1)
+    await wait_until(lambda: holder.tracker.live_count == 1)
+    assert 0 == other.tracker.live_count
+    (message,) = status_messages(slack)
+    stop = block_action(ACTION_STOP, CLIP, message=message, response_url=slack.response_url())
+    await send_over_socket(slack, stop)
+    await slack.wait_for(lambda _: "Stopped" in message.text or "stopped" in message.text)
+    await wait_until(lambda: holder.tracker.live_count == 0)
