@@ -38,6 +38,8 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from sqlalchemy import Column, MetaData, Table, Text, TypeDecorator, select, text, update
 
+from bot.store import create_tables
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
@@ -193,8 +195,7 @@ class Installations:
 
     async def open(self) -> None:
         """Create the installation, bot and OAuth state tables where they are missing."""
-        await self.store.create_tables()  # type: ignore[no-untyped-call]
-        await self.state_store.create_tables()  # type: ignore[no-untyped-call]
+        await create_tables(self._engine, self.store.metadata, self.state_store.metadata)
 
     async def reseal(self) -> int:
         """Reseal every token an older key sealed (see SealedInstallationStore.reseal)."""

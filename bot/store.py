@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -36,8 +37,13 @@ from bot.clips import Ending
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from sqlalchemy import MetaData
     from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
     from sqlalchemy.pool import ConnectionPoolEntry
+
+
+# The advisory lock that keeps replicas from creating the same table at once (PostgreSQL).
+SCHEMA_LOCK = 0x636C6970  # "clip"
 
 
 class StoreError(Exception):
@@ -218,7 +224,7 @@ class Store:
                 )
         try:
             async with self._engine.begin() as connection:
-                await connection.run_sync(Base.metadata.create_all)
+                await _create_tables(connection, Base.metadata)
                 # A write proves the file is writable and not locked by another process.
                 await connection.execute(text("DELETE FROM trackings WHERE 1 = 0"))
         except (SQLAlchemyError, OSError) as error:
@@ -403,6 +409,24 @@ _UPDATE = (
     .values({column.key: bindparam(f"new_{column.key}") for column in _COLUMNS})
 )
 _UPDATE_UNLESS_FINISHED = _UPDATE.where(Tracking.state != TrackingState.FINISHED)
+
+
+async def create_tables(engine: AsyncEngine, *metadata: MetaData) -> None:
+    """Create these tables where missing (`bot.installations`' own), one replica at a time."""
+    async with engine.begin() as connection:
+        for tables in metadata:
+            await _create_tables(connection, tables)
+
+
+async def _create_tables(connection: AsyncConnection, metadata: MetaData) -> None:
+    """Create the tables where missing; on PostgreSQL one replica at a time.
+
+    Replicas starting together on a new database would otherwise both try to create a table,
+    and one of them fail on PostgreSQL's catalogue.
+    """
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+    await connection.run_sync(metadata.create_all)
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

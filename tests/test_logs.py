@@ -66,3 +66,20 @@ def test_scheduler_chatter_is_left_out(capsys):
     assert "Running job" not in written
     assert "Added job" not in written
     assert "HTTP Request" not in written
+
+
+def test_bolts_warning_about_the_unused_token_is_not_logged(capsys):
+    """Bolt warns that a token beside a client is unused; the bot passes its client on purpose."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("INFO")
+    try:
+        bolt = logging.getLogger("slack_bolt.AsyncApp")
+        bolt.warning("As you gave `client` as well, `token` will be unused.")
+        bolt.warning("something else")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    logged = capsys.readouterr().err
+    assert "will be unused" not in logged
+    assert "something else" in logged
