@@ -381,6 +381,7 @@ async def measure_installed(count: int, args: argparse.Namespace) -> Result:
                 m.submitted,
                 ms(m.late_p99),
                 m.missed + m.skipped + m.errors,
+                sum(m.warnings.values()),
                 f"{sum(len(rhombus[t]) for t in mine) / seconds:.1f}",
                 f"{sum(len(slack[t]) for t in mine) / seconds * 60:.0f}",
                 f"{m.cpu_percent:.1f}",
@@ -414,8 +415,8 @@ async def measure_installed(count: int, args: argparse.Namespace) -> Result:
     return Result(rows, spread_row, isolation, cpu, rss)
 
 
-async def measure_one_workspace(args: argparse.Namespace) -> tuple[Measurement, float, float]:
-    """The same number of trackings in one workspace, on one replica: its measurement, calls/s."""
+async def measure_one_workspace(args: argparse.Namespace) -> tuple[list[object], Measurement]:
+    """The same number of trackings in one workspace, on one replica: its row and measurement."""
     clips = args.workspaces * args.clips_per_workspace
     async with deployment(
         clips=clips,
@@ -426,7 +427,23 @@ async def measure_one_workspace(args: argparse.Namespace) -> tuple[Measurement, 
         window = await _measure(run, 1, args)
         rhombus = len(run.requests.bot_between(window.start, window.end))
         slack = sum(1 for c in run.slack.calls if window.start <= c.time < window.end)
-    return window.measured[1], rhombus / window.seconds, slack / window.seconds * 60
+    m = window.measured[1]
+    row: list[object] = [
+        "1, one workspace",
+        "replica 1",
+        len(window.shards[1]),
+        1,
+        f"{window.live.get(1, 0):.0f} (expected {clips})",
+        m.submitted,
+        ms(m.late_p99),
+        m.missed + m.skipped + m.errors,
+        sum(m.warnings.values()),
+        f"{rhombus / window.seconds:.1f}",
+        f"{slack / window.seconds * 60:.0f}",
+        f"{m.cpu_percent:.1f}",
+        f"{window.ready_rss_kb[1] / 1024:.0f} / {m.rss_kb / 1024:.0f}",
+    ]
+    return row, m
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -456,12 +473,14 @@ async def run(args: argparse.Namespace) -> None:
                 "polls run",
                 "poll late p99 ms",
                 "polls dropped or failed",
+                "warnings logged",
                 "Rhombus calls/s",
                 "Slack calls/min",
                 "CPU %",
                 "RSS MB ready / end",
             ],
-            [row for result in results for row in result.replicas],
+            [row for result in results for row in result.replicas]
+            + ([] if single is None else [single[0]]),
         )
     )
     say()
@@ -510,20 +529,17 @@ async def run(args: argparse.Namespace) -> None:
                 f"{result.rss_mb / args.workspaces:.1f}",
                 "-"
                 if single is None or count != 1
-                else f"{(result.cpu_percent - single[0].cpu_percent) / args.workspaces:+.3f}",
+                else f"{(result.cpu_percent - single[1].cpu_percent) / args.workspaces:+.3f}",
                 "-"
                 if single is None or count != 1
-                else f"{(result.rss_mb * 1024 - single[0].rss_kb) / args.workspaces:+.0f}",
+                else f"{(result.rss_mb * 1024 - single[1].rss_kb) / args.workspaces:+.0f}",
             ]
         )
     if single is not None:
-        measurement, rhombus_rate, slack_rate = single
+        measurement = single[1]
         rows.append(
             [
-                (
-                    f"1 workspace, 1 replica ({rhombus_rate:.1f} Rhombus calls/s, "
-                    f"{slack_rate:.0f} Slack calls/min)"
-                ),
+                "1 workspace, 1 replica",
                 f"{measurement.cpu_percent:.1f}",
                 f"{measurement.rss_kb / 1024:.0f}",
                 "-",
