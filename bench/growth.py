@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from bench.bot_process import Measurement
-    from bench.replicas import Deployment
+    from bench.replicas import Replicas
 
 SAMPLE_SECONDS = 0.5
 SPREAD_TIMEOUT_SECONDS = 30.0
@@ -41,7 +41,7 @@ def workspaces(count: int) -> list[str]:
     return ["T" + "".join(draw.choices(alphabet, k=10)) for _ in range(count)]
 
 
-async def spread(run: Deployment, client_count: int) -> dict[int, frozenset[int]]:
+async def spread(run: Replicas, client_count: int) -> dict[int, frozenset[int]]:
     """Wait until the replicas hold every shard about evenly; the shards of each."""
     deadline = time.monotonic() + SPREAD_TIMEOUT_SECONDS
     async with asyncio.timeout(SPREAD_TIMEOUT_SECONDS + 5):

@@ -3,7 +3,8 @@
 `deployment(...)` starts PostgreSQL (`standins.postgres`), both simulators, stores the followed
 trackings, and yields a `Deployment` that starts replicas (each a `BotProcess` with a Slack
 token of its own, so the Slack stand-in tells their calls apart), kills them, and samples what
-each says on `/healthz` and `/metrics`.
+each says on `/healthz` and `/metrics`. `Replicas` is that without the simulators or the
+tokens, for bots whose workspaces bring their own (`bench.workspaces`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SCRAPE_TIMEOUT_SECONDS = 2.0
 
 @dataclass
 class Replica:
-    """One replica: its process, its token, and when it was started and ended."""
+    """One replica: its process, its token (if it has one), and when it was started and ended."""
 
     number: int
     token: str
@@ -69,13 +70,10 @@ class Sample:
     unfinished: int
 
 
-@dataclass
-class Deployment:
-    """The simulators, the database and the replicas started so far."""
+@dataclass(kw_only=True)
+class Replicas:
+    """Bot processes started on one database with `settings`, and what they said when sampled."""
 
-    rhombus: RhombusSimulator
-    slack: SlackSimulator
-    requests: RhombusRequests
     database_url: str
     folder: Path
     settings: dict[str, object]
@@ -87,15 +85,16 @@ class Deployment:
         """The replicas not killed or stopped."""
         return [replica for replica in self.replicas if replica.ended_at is None]
 
+    def replica_settings(self, number: int) -> tuple[str, dict[str, object]]:  # noqa: ARG002
+        """The Slack token replica `number` is told apart by (none here), and its settings."""
+        return "", dict(self.settings)
+
     async def start(self) -> Replica:
-        """Start one more replica with a bot token of its own; return once it is ready."""
+        """Start one more replica; return once it is ready."""
         number = len(self.replicas) + 1
-        token = f"xoxb-bench-replica-{number}"
-        self.slack.add_bot_token(token)
+        token, settings = self.replica_settings(number)
         started = time.monotonic()
-        bot = await BotProcess.start(
-            {**self.settings, "slack_bot_token": token}, self.folder / f"replica-{number}.log"
-        )
+        bot = await BotProcess.start(settings, self.folder / f"replica-{number}.log")
         replica = Replica(number, token, bot, started)
         self.replicas.append(replica)
         return replica
@@ -147,6 +146,21 @@ class Deployment:
                 await database.close()
 
 
+@dataclass(kw_only=True)
+class Deployment(Replicas):
+    """Replicas of a one-workspace bot, each with a Slack token of its own; the simulators."""
+
+    rhombus: RhombusSimulator
+    slack: SlackSimulator
+    requests: RhombusRequests
+
+    def replica_settings(self, number: int) -> tuple[str, dict[str, object]]:
+        """A bot token of its own, so the Slack stand-in tells its calls apart."""
+        token = f"xoxb-bench-replica-{number}"
+        self.slack.add_bot_token(token)
+        return token, {**self.settings, "slack_bot_token": token}
+
+
 def _metrics(text: str) -> dict[str, float]:
     """Every unlabelled sample (and the sums of labelled ones) of a /metrics page, by name."""
     values: dict[str, float] = {}
@@ -189,7 +203,12 @@ async def deployment(
             )
             base = bot_settings(rhombus, slack, Path(folder) / "unused.db", **settings)
             run = Deployment(
-                rhombus, slack, requests, url, Path(folder), {**base, "database_url": url}
+                rhombus=rhombus,
+                slack=slack,
+                requests=requests,
+                database_url=url,
+                folder=Path(folder),
+                settings={**base, "database_url": url},
             )
             try:
                 yield run
