@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -33,6 +34,7 @@ from bot.rhombus_answers import (
 )
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
@@ -113,6 +115,7 @@ class RhombusClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             transport=transport,
+            verify=_tls(),
         )
         # Rhombus rate-limits per organisation: once it says 429, every call waits it out.
         self._paused_until = 0.0
@@ -422,3 +425,9 @@ def _retry_after(value: str | None) -> float:
     if seconds != seconds:  # NaN  # noqa: PLR0124
         return DEFAULT_RETRY_AFTER
     return min(MAX_RETRY_AFTER, max(DEFAULT_RETRY_AFTER, seconds))
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The TLS settings every client shares (httpx loads the CA bundle per client otherwise)."""
+    return httpx.create_ssl_context()
