@@ -19,7 +19,7 @@ from bot.rhombus import (
 from bot.slack_messages import UNREACHABLE as SLACK_UNREACHABLE
 from bot.status_message import StatusView, render_status
 from bot.tracker import AlreadyFollowing, NotPosted
-from bot.workspaces import NOT_CONNECTED
+from bot.workspaces import NOT_CONNECTED, not_connected
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncAck, AsyncRespond
@@ -75,6 +75,10 @@ class Following:
         )
         if refusal := self._policy.refusal(asker):
             await respond(text=refusal, response_type="ephemeral")
+            return
+        if self._workspaces.organisation(asker.team_id) is None:
+            answer = not_connected(asker.team_id, shortcut.get("api_app_id"))
+            await respond(text=answer, response_type="ephemeral")
             return
         clip_ids = find_references(str(message.get("text") or ""))
         if not clip_ids:

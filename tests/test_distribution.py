@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from bot.app import SHORTCUT_CALLBACK_ID
 from bot.config import Settings
 from bot.connect_view import (
     ACTION_CONNECT,
@@ -47,6 +48,7 @@ from standins.slack_requests import (
     app_home_opened,
     event_callback,
     home_action,
+    message_shortcut,
     send_over_socket,
     slash_command,
     view_submission,
@@ -566,3 +568,22 @@ async def test_a_forged_or_broken_oauth_redirect_installs_nothing(
     assert "Oops" in answer.text
     assert [] == await bot.distribution.installations.teams()  # type: ignore[union-attr]
     assert not slack.calls_to("oauth.v2.access")
+
+
+async def test_the_shortcut_in_a_workspace_without_rhombus_says_how_to_connect(
+    bot: Bot, slack: SlackSimulator
+) -> None:
+    """Follow Rhombus clip on a message, before Rhombus is connected: the same answer as /clip."""
+    await install(bot, slack, ALPHA)
+    message = slack.post_user_message("C0GENERAL", f"look at {CLIP_A}")
+    before = len(slack.ephemerals)
+    shortcut = message_shortcut(
+        message,
+        callback_id=SHORTCUT_CALLBACK_ID,
+        response_url=slack.response_url(),
+        origin=ALPHA_ORIGIN,
+    )
+    assert 200 == (await send(bot, shortcut)).status_code
+    await slack.wait_for(lambda s: len(s.ephemerals) > before)
+    assert "Rhombus isn't connected to this workspace yet" in slack.ephemerals[before].text
+    assert [] == status_messages(slack)
