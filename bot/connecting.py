@@ -9,7 +9,6 @@ fields within Slack's 3 s. Changing or removing it is the same modal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from bot.connect_view import (
     render_modal,
     who_may_connect,
 )
+from bot.jobs import Background
 from bot.rhombus import (
     AuthenticationError,
     RateLimitedError,
@@ -82,7 +82,7 @@ class Connecting:
         self._on_change = on_change
         self._check_seconds = check_seconds
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background("acting on a Rhombus connection change")
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners: the Home's Connect/Change button and the modal's submission."""
@@ -198,25 +198,11 @@ class Connecting:
 
     def _changed(self, team_id: str, user_id: str) -> None:
         """Run `on_change` after Slack has its answer (the modal closes meanwhile)."""
-
-        async def run() -> None:
-            try:
-                await self._on_change(team_id, user_id)
-            except Exception:
-                logger.exception("acting on a Rhombus connection change failed")
-
-        task = asyncio.create_task(run(), name="rhombus-connection-changed")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(self._on_change(team_id, user_id))
 
     async def close(self, seconds: float) -> None:
         """Wait for `on_change` calls under way (up to `seconds`), then cancel the rest."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
-            for task in pending:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self._background.close(seconds)
 
 
 _SLOW = "Rhombus did not answer in time, so the key is not checked yet; try again in a moment."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -25,6 +24,7 @@ from bot.home_view import (
     render_home,
     render_refused_home,
 )
+from bot.jobs import Background
 from bot.overview import Listed
 from bot.policy import Asker
 from bot.rhombus import AuthenticationError, RhombusError
@@ -115,7 +115,7 @@ class Home:
         self._people: dict[tuple[str, str], _Person] = {}
         self._budgets: dict[str, TokenBucket] = {}
         self._permalinks: dict[str, str | None] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background("publishing a Home")
         tracker.watchers.append(self.on_change)
 
     async def close(self, grace: float = 2.0) -> None:
@@ -123,12 +123,7 @@ class Home:
         for person in self._people.values():
             if person.timer is not None:
                 person.timer.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close(grace)
 
     # --- Listeners ------------------------------------------------------------------------------
 
@@ -202,7 +197,7 @@ class Home:
             return
         await ack()
         # The modal closes now; following (a Rhombus lookup, a post) goes on after the answer.
-        self._spawn(self._follow_in(asker, clip_id, context))
+        self._background.spawn(self._follow_in(asker, clip_id, context))
 
     def workspace_changed(self, team_id: str) -> None:
         """Its Rhombus connection changed: republish the Home of everyone there who opened it."""
@@ -236,18 +231,13 @@ class Home:
             person.timer = None
         wait = person.published_at + self._settings.min_interval - self._clock()
         if at_once or wait <= 0:
-            self._spawn(self._publish(person))
+            self._background.spawn(self._publish(person))
             return
         person.timer = asyncio.get_running_loop().call_later(wait, self._due, person)
 
     def _due(self, person: _Person) -> None:
         person.timer = None
-        self._spawn(self._publish(person))
-
-    def _spawn(self, work: Any) -> None:  # noqa: ANN401  # a coroutine
-        task: asyncio.Task[None] = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(self._publish(person))
 
     async def _publish(self, person: _Person) -> None:
         async with person.lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -129,6 +132,37 @@ class Underway:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), seconds)
         return self._idle.is_set()
+
+
+class Background:
+    """Work a listener starts after Slack has its answer, awaited (for a while) at shutdown."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what  # what the work is, for the log when it fails
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run `work` on its own; a failure is logged with its traceback."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                logger.exception("%s failed", self._what)
+
+        task = asyncio.create_task(run(), name=self._what)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, seconds: float) -> None:
+        """Wait for the work under way (up to `seconds`), then cancel the rest."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _job_id(tracking_id: str) -> str:

@@ -6,8 +6,6 @@ any other input; the clip it returns is then followed exactly as `/clip <id>` fo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -20,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import date_token
 from bot.cameras import footage
 from bot.clips import AccessSettings, Clip, ClipStatus, Visibility, quote_for_reason
+from bot.jobs import Background
 from bot.made import MadeClip, MadeState
 from bot.making_views import CAMERA_BLOCK, ModalContext, camera_options, read_values, render_modal
 from bot.orders import EXAMPLE, Known, order_from_modal, order_from_text
@@ -75,7 +74,7 @@ class Making:
         self._shown = shown  # shared with the tracker: what each message says of its clip
         self._visibility = visibility
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background("making a clip")
 
     @property
     def shown(self) -> MutableMapping[str, MadeFromSlack]:
@@ -233,7 +232,7 @@ class Making:
         async def tell(message: str) -> None:
             await self._ephemeral(client, asker.channel_id, asker.user_id, message)
 
-        self._spawn(self.make(asker, order, tell))
+        self._background.spawn(self.make(asker, order, tell))
 
     # --- Making and posting ---------------------------------------------------------------------
 
@@ -406,25 +405,9 @@ class Making:
         except SlackApiError as error:
             logger.warning("could not answer %s: %s", user, error.response.get("error"))
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                logger.exception("making a clip failed")
-
-        task = asyncio.create_task(run(), name="make-clip")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def close(self, seconds: float) -> None:
         """Wait for clips being made (up to `seconds`), then cancel the rest."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
-            for task in pending:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self._background.close(seconds)
 
 
 def _starting(made: MadeClip, visibility: str) -> Clip:
