@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from bot.metrics import Metrics
     from bot.store import Store
     from bot.tracker import Tracker
+    from bot.workspaces import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -186,9 +187,8 @@ class Distribution:
             and self.workspaces.organisation(team_id) is None
         ):
             # Rhombus disconnected: its clips can no longer be followed; say so in each message.
-            for tracking in await self._store.unfinished():
-                if tracking.team_id == team_id:
-                    await self._tracker.stop(tracking.id, user_id)
+            for tracking in await self._store.unfinished(team_id):
+                await self._tracker.stop(tracking.id, user_id)
         if self._tell_replicas:
             try:
                 await self._store.notify(CHANNEL, workspace_notice(team_id))
@@ -198,16 +198,26 @@ class Distribution:
     async def heard(self, team_id: str) -> bool:
         """Read the workspace again (told by another replica); whether it is still installed."""
         workspace = await self.workspaces.load(team_id)
-        if workspace is None and self._tracker is not None:
-            await self._tracker.end_team(team_id, Ending.UNINSTALLED)
-        if self._home is not None:
-            self._home.workspace_changed(team_id)
+        await self._act_on(team_id, workspace)
         return workspace is not None
 
     async def refresh(self) -> None:
         """Read every workspace again: tokens about to expire are refreshed, missed news read."""
         for team_id in set(self.workspaces.teams()) | set(await self.installations.teams()):
-            await self.heard(team_id)
+            before = self.workspaces.get(team_id)
+            organisation = None if before is None else before.organisation
+            workspace = await self.workspaces.load(team_id)
+            if (workspace is None) != (before is None) or (
+                workspace is not None and workspace.organisation is not organisation
+            ):
+                await self._act_on(team_id, workspace)  # news a lost notice did not bring
+
+    async def _act_on(self, team_id: str, workspace: Workspace | None) -> None:
+        """A workspace read again changed: its Homes show it; gone, its trackings end."""
+        if workspace is None and self._tracker is not None:
+            await self._tracker.end_team(team_id, Ending.UNINSTALLED)
+        if self._home is not None:
+            self._home.workspace_changed(team_id)
 
     async def close(self, seconds: float) -> None:
         """Let Connect Rhombus work under way finish."""

@@ -373,13 +373,15 @@ class Store:
         async with self._sessions() as session:
             return (await session.scalars(query)).all()
 
-    async def unfinished(self) -> Sequence[Tracking]:
-        """Every tracking that still has work to do, oldest first."""
+    async def unfinished(self, team_id: str | None = None) -> Sequence[Tracking]:
+        """Every tracking that still has work to do (of one workspace, if given), oldest first."""
         query = (
             select(Tracking)
             .where(Tracking.state != TrackingState.FINISHED)
             .order_by(Tracking.started_at)
         )
+        if team_id is not None:
+            query = query.where(Tracking.team_id == team_id)
         async with self._sessions() as session:
             return (await session.scalars(query)).all()
 

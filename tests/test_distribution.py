@@ -510,6 +510,10 @@ async def test_each_home_shows_its_own_organisations_clips(bot: Bot, slack: Slac
     assert "Beta dock" in homes[BETA]
     assert "Alpha lobby" not in homes[BETA]
     assert "key ending" in homes[ALPHA]
+    published = len(slack.calls_to("views.publish"))
+    await bot.distribution.refresh()  # type: ignore[union-attr]  # nothing changed: no publish
+    await asyncio.sleep(0.3)  # three times HOME_REFRESH_SECONDS
+    assert published == len(slack.calls_to("views.publish"))
 
 
 @pytest.mark.parametrize(
