@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from bot.app import SHORTCUT_CALLBACK_ID
-from bot.config import Settings
 from bot.connect_view import (
     ACTION_CONNECT,
     CLIENT_ACTION,
@@ -54,11 +53,13 @@ from standins.slack_requests import (
     view_submission,
 )
 from tests.contract.openapi import validate_exchange
-from tests.helpers import APP_TOKEN, SIGNING_SECRET, send, shown_text, status_messages, wait_until
+from tests.helpers import APP_TOKEN, send, shown_text, status_messages, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
+
+    from bot.config import Settings
 
 PUBLIC_URL = "https://clips.example.com"
 EPOCH = int(time.time()) - 1_000  # the clips are recent: the Home lists the last 7 days
@@ -95,9 +96,11 @@ async def regions(clock: ManualClock) -> AsyncIterator[tuple[RhombusCloud, Rhomb
 
 @pytest.fixture
 def distributed(
-    tmp_path: Path, slack: SlackSimulator, regions: tuple[RhombusCloud, RhombusCloud]
+    make_settings: Callable[..., Settings],
+    slack: SlackSimulator,
+    regions: tuple[RhombusCloud, RhombusCloud],
 ) -> Callable[..., Settings]:
-    """Settings of a bot any workspace installs, pointed at the stand-ins."""
+    """Settings of a bot any workspace installs: the stand-ins' usual settings, with OAuth."""
     us, eu = regions
     slack.oauth.redirect_uri = f"{PUBLIC_URL}/slack/oauth_redirect"
     slack.add_workspace(BETA, "beta", {"C0BETA": ChannelSpec("beta")})
@@ -105,29 +108,22 @@ def distributed(
     key = SecretBox.new_key()
 
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "slack_client_id": DEFAULT_CLIENT_ID,
-            "slack_client_secret": DEFAULT_CLIENT_SECRET,
-            "slack_signing_secret": SIGNING_SECRET,
-            "slack_api_url": slack.api_url,
-            "public_url": PUBLIC_URL,
-            "encryption_keys": key,
-            "rhombus_api_url": us.url,
-            "rhombus_media_url": us.url,
-            "rhombus_console_url": "https://console.rhombussystems.com",
-            "rhombus_eu_api_url": eu.url,
-            "rhombus_eu_media_url": eu.url,
-            "deliver_video": False,
-            "deliver_thumbnail": False,
-            "rhombus_timeout_seconds": 2.0,
-            "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
-            "poll_interval_seconds": 0.1,
-            "home_refresh_seconds": 0.1,
-            "host": "127.0.0.1",
-            "port": 0,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+        return make_settings(
+            **{
+                "slack_bot_token": None,  # each workspace's comes from its install
+                "rhombus_api_key": None,  # and its Rhombus key from Connect Rhombus
+                "slack_client_id": DEFAULT_CLIENT_ID,
+                "slack_client_secret": DEFAULT_CLIENT_SECRET,
+                "public_url": PUBLIC_URL,
+                "encryption_keys": key,
+                "rhombus_api_url": us.url,
+                "rhombus_media_url": us.url,
+                "rhombus_eu_api_url": eu.url,
+                "rhombus_eu_media_url": eu.url,
+                "home_refresh_seconds": 0.1,
+                **overrides,
+            }
+        )
 
     return make
 
