@@ -38,12 +38,8 @@ class MadeButtons:
     async def cancel(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """**Cancel**: Rhombus stops making the clip; the message ends "Cancelled by @x"."""
         await ack()
-        tracking = await self._tracking_of(body)
-        if refusal := self._refusal(body, tracking):
-            await _whisper(respond, refusal)
-            return
-        if tracking is None or not await self._made_from_slack(tracking):
-            await _whisper(respond, "This clip is no longer being made here.")
+        tracking = await self._made_here(body, respond, "This clip is no longer being made here.")
+        if tracking is None:
             return
         if tracking.state != TrackingState.FOLLOWING:
             await _whisper(respond, "This clip is already finished; it can't be cancelled.")
@@ -62,12 +58,10 @@ class MadeButtons:
     async def retry(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """**Retry** on a failed clip: Rhombus makes it again; the same message follows it."""
         await ack()
-        tracking = await self._tracking_of(body)
-        if refusal := self._refusal(body, tracking):
-            await _whisper(respond, refusal)
-            return
-        if tracking is None or not await self._made_from_slack(tracking):
-            await _whisper(respond, "This clip was not made from Slack, so I can't retry it.")
+        tracking = await self._made_here(
+            body, respond, "This clip was not made from Slack, so I can't retry it."
+        )
+        if tracking is None:
             return
         if tracking.ending is not Ending.FAILED or tracking.state != TrackingState.FINISHED:
             await _whisper(respond, "Only a failed clip can be retried.")
@@ -87,9 +81,23 @@ class MadeButtons:
                 respond, "Rhombus is making the clip again, but this message can't follow it."
             )
 
-    async def _made_from_slack(self, tracking: Tracking) -> bool:
-        await self._making.recall([tracking.clip_id])  # made on another replica, perhaps
-        return tracking.clip_id in self._making.shown
+    async def _made_here(
+        self, body: dict[str, Any], respond: AsyncRespond, not_made: str
+    ) -> Tracking | None:
+        """The clicked message's tracking, if they may steer it and it was made from Slack.
+
+        Else None, once the person was told why (`not_made`, when it was not made from Slack).
+        """
+        tracking = await self._tracking_of(body)
+        if refusal := self._refusal(body, tracking):
+            await _whisper(respond, refusal)
+            return None
+        if tracking is not None:
+            await self._making.recall([tracking.clip_id])  # made on another replica, perhaps
+        if tracking is None or tracking.clip_id not in self._making.shown:
+            await _whisper(respond, not_made)
+            return None
+        return tracking
 
     def _refusal(self, body: dict[str, Any], tracking: Tracking | None) -> str | None:
         """Whether the person who clicked may make (so cancel or retry) clips there."""
